@@ -1,0 +1,28 @@
+/*
+ * log.h: one line per event on stderr, as key=value pairs.
+ *
+ * Every line starts with ts=, level= and comp=; the caller adds the rest as a preformatted
+ * "key=value key=value" string. Values that may hold spaces are quoted by ulog_quote. Callers
+ * must never pass a credential, a request body or a query value.
+ */
+#ifndef UCRM_LOG_H
+#define UCRM_LOG_H
+
+#include <stddef.h>
+
+enum ulog_level { ULOG_DEBUG, ULOG_INFO, ULOG_WARN, ULOG_ERROR };
+
+void ulog_set_level(enum ulog_level level);
+int ulog_parse_level(const char *name, enum ulog_level *out);
+int ulog_enabled(enum ulog_level level);
+
+void ulog(enum ulog_level level, const char *comp, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Writes s into out as a log value: bare when it is a plain token, otherwise in double quotes
+ * with quotes, backslashes and control bytes escaped. Truncates to fit outlen.
+ */
+const char *ulog_quote(char *out, size_t outlen, const char *s);
+
+#endif

@@ -1,0 +1,291 @@
+/*
+ * unicrm: a unified CRM association proxy.
+ *
+ *   unicrm --config FILE [--listen HOST:PORT] [--workers N] [--log-level LEVEL]
+ *
+ * With --workers N > 1 the parent forks N workers that share the port through SO_REUSEPORT,
+ * restarts a worker that dies, and forwards SIGTERM, SIGINT and SIGHUP to them.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "pipeline.h"
+#include "server.h"
+#include "upstream.h"
+
+#define UCRM_MAX_WORKERS 64
+
+struct opts {
+  const char *config;
+  const char *listen;
+  int workers;
+};
+
+struct worker {
+  struct ucrm_app app;
+  struct opts opts;
+  uv_signal_t sigterm, sigint, sighup;
+  uv_timer_t drain_timer;
+  int stopping;
+};
+
+static void usage(void) {
+  fprintf(stderr, "usage: unicrm --config FILE [--listen HOST:PORT] [--workers N] "
+                  "[--log-level debug|info|warn|error]\n");
+}
+
+static int parse_args(int argc, char **argv, struct opts *o) {
+  o->workers = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage();
+      exit(0);
+    }
+    if (v == NULL)
+      return -1;
+    if (strcmp(a, "--config") == 0) {
+      o->config = v;
+    } else if (strcmp(a, "--listen") == 0) {
+      o->listen = v;
+    } else if (strcmp(a, "--workers") == 0) {
+      o->workers = atoi(v);
+      if (o->workers < 1 || o->workers > UCRM_MAX_WORKERS)
+        return -1;
+    } else if (strcmp(a, "--log-level") == 0) {
+      enum ulog_level level;
+      if (ulog_parse_level(v, &level) != 0)
+        return -1;
+      ulog_set_level(level);
+    } else {
+      return -1;
+    }
+    i++;
+  }
+  return o->config != NULL ? 0 : -1;
+}
+
+static int load_config(const struct opts *o, struct ucrm_config **out) {
+  char err[512];
+  if (ucrm_config_load(o->config, out, err, sizeof(err)) != 0) {
+    char q[600];
+    ulog(ULOG_ERROR, "config", "msg=\"config rejected\" reason=%s", ulog_quote(q, sizeof(q), err));
+    return -1;
+  }
+
+  if (o->listen != NULL) {
+    char *host;
+    int port;
+    if (ucrm_config_parse_listen(o->listen, &host, &port) != 0) {
+      ulog(ULOG_ERROR, "config", "msg=\"--listen must be HOST:PORT\"");
+      ucrm_config_free(*out);
+      return -1;
+    }
+    free((*out)->listen_host);
+    (*out)->listen_host = host;
+    (*out)->listen_port = port;
+  }
+  return 0;
+}
+
+/* ---- one worker: a loop, a server, an upstream engine ---- */
+
+static void worker_shutdown(struct worker *w) {
+  srv_close(w->app.srv);
+  uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  uv_close((uv_handle_t *)&w->sigterm, NULL);
+  uv_close((uv_handle_t *)&w->sigint, NULL);
+  uv_close((uv_handle_t *)&w->sighup, NULL);
+}
+
+static void worker_drained(struct srv *s) {
+  struct worker *w = uv_default_loop()->data;
+  ulog(ULOG_INFO, "main", "msg=\"drained; exiting\"");
+  worker_shutdown(w);
+}
+
+static void worker_drain_timeout(uv_timer_t *t) {
+  struct worker *w = t->data;
+  ulog(ULOG_WARN, "main", "msg=\"drain timeout; closing the remaining connections\" open=%d",
+       srv_open_connections(w->app.srv));
+  worker_shutdown(w);
+}
+
+static void worker_on_stop(uv_signal_t *h, int signum) {
+  struct worker *w = h->data;
+  if (w->stopping)
+    return;
+  w->stopping = 1;
+
+  ulog(ULOG_INFO, "main", "msg=\"draining\" signal=%d in_flight=%d", signum, w->app.jobs);
+  uv_timer_start(&w->drain_timer, worker_drain_timeout,
+                 (uint64_t)w->app.cfg->limits.drain_timeout_ms, 0);
+  srv_drain(w->app.srv, worker_drained);
+}
+
+static void worker_on_reload(uv_signal_t *h, int signum) {
+  struct worker *w = h->data;
+  struct ucrm_config *cfg;
+  if (load_config(&w->opts, &cfg) != 0) {
+    ulog(ULOG_WARN, "main", "msg=\"reload failed; keeping the running config\"");
+    return;
+  }
+
+  /* Limits and accounts change at once; listen address and upstream pool need a restart. */
+  srv_set_limits(w->app.srv, &cfg->limits);
+  ucrm_app_set_config(&w->app, cfg);
+  ulog(ULOG_INFO, "main", "msg=\"config reloaded\" accounts=%zu", cfg->naccounts);
+}
+
+static int worker_run(const struct opts *o, struct ucrm_config *cfg, int reuseport) {
+  static struct worker w;
+  uv_loop_t *loop = uv_default_loop();
+  loop->data = &w;
+  w.opts = *o;
+  w.app.loop = loop;
+  ucrm_app_set_config(&w.app, cfg);
+
+  struct srv_opts so = {.limits = &cfg->limits, .on_request = ucrm_app_on_request, .data = &w.app};
+  if (up_engine_new(loop, &cfg->upstream, &w.app.up) != 0 || srv_new(loop, &so, &w.app.srv) != 0)
+    return 1;
+
+  int rc = srv_listen(w.app.srv, cfg->listen_host, cfg->listen_port, reuseport);
+  if (rc != 0) {
+    ulog(ULOG_ERROR, "main", "msg=\"cannot listen\" addr=%s:%d error=%s", cfg->listen_host,
+         cfg->listen_port, uv_strerror(rc));
+    return 1;
+  }
+  ulog(ULOG_INFO, "main", "msg=listening addr=%s:%d pid=%d accounts=%zu", cfg->listen_host,
+       srv_port(w.app.srv), (int)getpid(), cfg->naccounts);
+
+  uv_timer_init(loop, &w.drain_timer);
+  w.drain_timer.data = &w;
+  uv_signal_t *sigs[] = {&w.sigterm, &w.sigint, &w.sighup};
+  int nums[] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; i++) {
+    uv_signal_init(loop, sigs[i]);
+    sigs[i]->data = &w;
+    uv_signal_start(sigs[i], nums[i] == SIGHUP ? worker_on_reload : worker_on_stop, nums[i]);
+  }
+
+  uv_run(loop, UV_RUN_DEFAULT);
+
+  /* The upstream engine goes last: its cleanup needs the loop to close cached sockets. */
+  up_engine_close(w.app.up);
+  uv_run(loop, UV_RUN_DEFAULT);
+  srv_free(w.app.srv);
+  ucrm_app_release(&w.app);
+  rc = uv_loop_close(loop);
+  if (rc != 0)
+    ulog(ULOG_WARN, "main", "msg=\"loop closed with handles open\" error=%s", uv_err_name(rc));
+  return 0;
+}
+
+/* ---- the parent of several workers ---- */
+
+static volatile sig_atomic_t parent_signal;
+
+static void parent_on_signal(int signum) {
+  parent_signal = signum;
+}
+
+static pid_t spawn_worker(const struct opts *o, struct ucrm_config *cfg) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    /* A restarted worker reads the file again, so it picks up reloads the parent forwarded. */
+    struct ucrm_config *fresh;
+    if (load_config(o, &fresh) == 0) {
+      ucrm_config_free(cfg);
+      cfg = fresh;
+    }
+    int rc = worker_run(o, cfg, 1);
+    curl_global_cleanup();
+    _exit(rc);
+  }
+  return pid;
+}
+
+static void forward_signal(pid_t *pids, int n, int signum) {
+  for (int i = 0; i < n; i++) {
+    if (pids[i] > 0)
+      kill(pids[i], signum);
+  }
+}
+
+static int parent_run(const struct opts *o, struct ucrm_config *cfg) {
+  pid_t pids[UCRM_MAX_WORKERS] = {0};
+  struct sigaction sa = {.sa_handler = parent_on_signal};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+
+  for (int i = 0; i < o->workers; i++)
+    pids[i] = spawn_worker(o, cfg);
+
+  int stopping = 0, alive = o->workers;
+  while (alive > 0) {
+    int status;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) {
+      int sig = parent_signal;
+      parent_signal = 0;
+      stopping |= sig == SIGTERM || sig == SIGINT;
+      forward_signal(pids, o->workers, sig);
+      continue;
+    }
+    if (pid < 0)
+      break;
+
+    for (int i = 0; i < o->workers; i++) {
+      if (pids[i] != pid)
+        continue;
+      if (stopping) {
+        pids[i] = 0;
+        alive--;
+      } else {
+        ulog(ULOG_WARN, "main", "msg=\"worker died; restarting\" pid=%d status=%d", (int)pid,
+             status);
+        sleep(1); /* a worker that dies at start-up must not spin the parent */
+        pids[i] = spawn_worker(o, cfg);
+      }
+    }
+  }
+  ucrm_config_free(cfg);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct opts o = {0};
+  if (parse_args(argc, argv, &o) != 0) {
+    usage();
+    return 2;
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  srand((unsigned)time(NULL) ^ (unsigned)getpid());
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+    return 1;
+
+  struct ucrm_config *cfg;
+  if (load_config(&o, &cfg) != 0)
+    return 1;
+
+  int rc = o.workers > 1 ? parent_run(&o, cfg) : worker_run(&o, cfg, 0);
+  curl_global_cleanup();
+  return rc;
+}

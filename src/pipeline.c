@@ -1,0 +1,610 @@
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "assoc.h"
+#include "json.h"
+#include "log.h"
+#include "provider.h"
+#include "query.h"
+#include "respond.h"
+
+#define JOB_REPLY_MAX (8 * 1024 * 1024) /* a provider body we hold whole (not streamed) */
+#define JOB_BACKOFF_BASE_MS 200
+#define JOB_BACKOFF_MAX_MS 5000
+
+struct job {
+  struct ucrm_app *app;
+  struct ucrm_config *cfg; /* the config the request started with; one ref held */
+  struct srv_req *req;
+  struct ucrm_account *acct;
+  struct ucrm_query q;
+  struct ucrm_assoc a;
+  struct ucrm_plan plan;
+
+  size_t cur;      /* the call in flight */
+  int attempt;     /* retries made for the current call */
+  int retries;     /* retries over the whole request */
+  uint64_t deadline;
+  struct up_call call;
+  struct curl_slist *headers;
+  struct ubuf url;
+  uv_timer_t timer; /* waits between retries */
+  int waiting;
+  int streaming;
+
+  struct jv **replies;          /* per call: parsed reply, NULL for empty/non-JSON */
+  long *statuses;               /* per call: provider status */
+  struct ucrm_result *results;  /* per link, over all calls in order */
+  size_t nresults;
+  struct ucrm_verdict verdict;  /* of the current call */
+  unsigned char *link_ok;
+  struct ucrm_ratelimit rl;
+};
+
+static void job_start_call(struct job *j);
+
+/* ---- life cycle ---- */
+
+static void job_config_unref(struct ucrm_config *cfg) {
+  if (--cfg->refs == 0)
+    ucrm_config_free(cfg);
+}
+
+static void job_freed(uv_handle_t *h) {
+  struct job *j = h->data;
+
+  for (size_t i = 0; j->replies != NULL && i < j->plan.n; i++)
+    jv_free(j->replies[i]);
+  free(j->replies);
+  free(j->statuses);
+  free(j->results);
+  free(j->link_ok);
+  ucrm_plan_free(&j->plan);
+  ucrm_assoc_free(&j->a);
+  ucrm_query_free(&j->q);
+  curl_slist_free_all(j->headers);
+  ubuf_free(&j->url);
+  ubuf_free(&j->call.resp);
+  j->app->jobs--;
+  job_config_unref(j->cfg);
+  free(j);
+}
+
+static void job_free(struct job *j) {
+  uv_close((uv_handle_t *)&j->timer, job_freed);
+}
+
+/* The client went away: stop the provider work at once. */
+static void job_abort(void *data) {
+  struct job *j = data;
+  up_call_cancel(&j->call);
+  uv_timer_stop(&j->timer);
+  ulog(ULOG_INFO, "pipeline", "req_id=%s msg=\"client went away; provider calls cancelled\" "
+       "calls_done=%zu", j->req->request_id, j->cur);
+  job_free(j);
+}
+
+/* ---- answering ---- */
+
+static void job_ratelimit_headers(struct job *j, struct ubuf *h) {
+  if (j->rl.limit >= 0)
+    ubuf_printf(h, "ratelimit-limit: %ld\r\n", j->rl.limit);
+  if (j->rl.remaining >= 0)
+    ubuf_printf(h, "ratelimit-remaining: %ld\r\n", j->rl.remaining);
+  if (j->rl.reset >= 0)
+    ubuf_printf(h, "ratelimit-reset: %ld\r\n", j->rl.reset);
+}
+
+static void job_finish(struct job *j, int status, struct jv *body, const char *extra) {
+  struct ubuf h;
+  ubuf_init(&h, 1024);
+  job_ratelimit_headers(j, &h);
+  if (extra != NULL)
+    ubuf_puts(&h, extra);
+
+  j->req->log_calls = (int)(j->cur + (j->cur < j->plan.n));
+  j->req->log_retries = j->retries;
+  ucrm_respond_json(j->req, status, body, ubuf_cstr(&h));
+  ubuf_free(&h);
+  job_free(j);
+}
+
+static void job_answer_raw(struct job *j) {
+  struct ubuf h;
+  ubuf_init(&h, 1024);
+  job_ratelimit_headers(j, &h);
+  j->req->log_calls = (int)j->plan.n;
+  j->req->log_retries = j->retries;
+
+  if (j->plan.n == 1) {
+    /* One call: its status, Content-Type and bytes as the provider sent them. */
+    const char *ct = j->call.content_type[0] ? j->call.content_type : NULL;
+    srv_respond(j->req, (int)j->statuses[0], ct, ubuf_cstr(&h), ubuf_cstr(&j->call.resp),
+                j->call.resp.len);
+    ubuf_free(&h);
+    job_free(j);
+    return;
+  }
+
+  struct jv *list = jv_new(JV_ARRAY);
+  for (size_t i = 0; list != NULL && i < j->plan.n; i++) {
+    struct jv *o = jv_new(JV_OBJECT);
+    if (o == NULL || jv_obj_set(o, "status", jv_new_int(j->statuses[i])) != 0 ||
+        jv_obj_set(o, "body", j->replies[i] ? jv_copy(j->replies[i]) : jv_new(JV_NULL)) != 0 ||
+        jv_arr_push(list, o) != 0) {
+      jv_free(list);
+      list = NULL;
+    }
+  }
+  ucrm_respond_json(j->req, 201, list, ubuf_cstr(&h));
+  ubuf_free(&h);
+  job_free(j);
+}
+
+static void job_answer_success(struct job *j) {
+  struct jv *body = NULL;
+  switch (j->q.format) {
+  case UCRM_FMT_RAW:
+    job_answer_raw(j);
+    return;
+  case UCRM_FMT_NORMALIZED:
+    body = ucrm_body_normalized(&j->a, j->results, j->nresults);
+    break;
+  default:
+    body = ucrm_body_unified(&j->a, &j->plan, j->replies);
+    break;
+  }
+  ucrm_respond_shape(body, &j->q);
+  job_finish(j, 201, body, NULL);
+}
+
+/* ---- stream format ---- */
+
+static void job_stream_json(struct job *j, struct jv *line) {
+  size_t len = 0;
+  char *text = line != NULL ? jv_dump(line, &len) : NULL;
+  jv_free(line);
+  if (text == NULL)
+    return;
+  text[len] = '\n'; /* jv_dump's NUL becomes the line's end */
+  srv_stream_write(j->req, text, len + 1);
+  free(text);
+}
+
+static void job_stream_line(struct job *j, const char *status) {
+  if (!j->streaming) {
+    struct ubuf h;
+    ubuf_init(&h, 1024);
+    job_ratelimit_headers(j, &h);
+    srv_stream_begin(j->req, 200, "application/x-ndjson", ubuf_cstr(&h));
+    ubuf_free(&h);
+    j->streaming = 1;
+  }
+
+  struct jv *line = ucrm_body_stream_line(&j->plan.calls[j->cur], status, j->statuses[j->cur],
+                                          j->replies[j->cur]);
+  ucrm_respond_shape(line, &j->q);
+  job_stream_json(j, line);
+}
+
+static void job_stream_end(struct job *j, const char *status, const char *error) {
+  struct jv *o = jv_new(JV_OBJECT);
+  struct jv *errors = jv_new(JV_ARRAY);
+  if (o != NULL && errors != NULL) {
+    if (error != NULL)
+      jv_arr_push(errors, jv_new_string(error, strlen(error)));
+    jv_obj_set(o, "entity_id", jv_new_string(j->a.entity_id, strlen(j->a.entity_id)));
+    const char *ent = ucrm_entity_name(j->a.entity);
+    jv_obj_set(o, "entity", jv_new_string(ent, strlen(ent)));
+    struct jv *head = ucrm_body_unified(&j->a, &j->plan, j->replies);
+    struct jv *assoc = jv_obj_get(head, "associations");
+    jv_obj_set(o, "associations", assoc != NULL ? jv_copy(assoc) : jv_new(JV_NULL));
+    jv_free(head);
+    jv_obj_set(o, "status", jv_new_string(status, strlen(status)));
+    jv_obj_set(o, "errors", errors);
+    errors = NULL;
+  }
+  jv_free(errors);
+  job_stream_json(j, o);
+
+  j->req->log_calls = (int)(j->cur + (j->cur < j->plan.n));
+  j->req->log_retries = j->retries;
+  srv_stream_end(j->req);
+  job_free(j);
+}
+
+/* ---- call outcomes ---- */
+
+static size_t job_first_result(const struct job *j, size_t call) {
+  size_t at = 0;
+  for (size_t i = 0; i < call; i++)
+    at += j->plan.calls[i].nlinks;
+  return at;
+}
+
+static void job_mark_call(struct job *j, int ok) {
+  const struct ucrm_call *c = &j->plan.calls[j->cur];
+  size_t at = job_first_result(j, j->cur);
+
+  for (size_t i = 0; i < c->nlinks; i++) {
+    struct ucrm_result *r = &j->results[at + i];
+    int applied = j->verdict.per_link ? j->link_ok[i] : ok;
+    r->status = applied ? UCRM_LINK_APPLIED : UCRM_LINK_FAILED;
+    r->remote_status = j->statuses[j->cur];
+    r->error = applied ? NULL : j->verdict.message;
+  }
+}
+
+static void job_fail(struct job *j, int status, const char *message, int remote) {
+  const char *extra = NULL;
+  char retry[64];
+  if (status == 429) {
+    long ms = ucrm_retry_after_ms(j->call.retry_after, (long)time(NULL));
+    snprintf(retry, sizeof(retry), "Retry-After: %ld\r\n", ms > 0 ? (ms + 999) / 1000 : 1);
+    extra = retry;
+  }
+
+  if (j->streaming) {
+    job_stream_line(j, "failed");
+    int any = 0;
+    for (size_t i = 0; i < j->nresults; i++)
+      any |= j->results[i].status == UCRM_LINK_APPLIED;
+    job_stream_end(j, any ? "partial" : "failed", message);
+    return;
+  }
+
+  int several = j->plan.n > 1 || j->nresults > 1;
+  struct jv *body;
+  if (remote) {
+    struct jv *raw = ucrm_reply_value(j->replies[j->cur], ubuf_cstr(&j->call.resp),
+                                      j->call.resp.len);
+    body = ucrm_body_remote_error(status, message, raw, j->results, j->nresults, several);
+    jv_free(raw);
+  } else {
+    body = ucrm_body_remote_error(status, message, NULL, j->results, j->nresults, several);
+  }
+  job_finish(j, status, body, extra);
+}
+
+static void job_call_succeeded(struct job *j) {
+  job_mark_call(j, 1);
+  if (j->q.format == UCRM_FMT_STREAM)
+    job_stream_line(j, "applied");
+
+  j->cur++;
+  j->attempt = 0;
+  if (j->cur < j->plan.n) {
+    job_start_call(j);
+    return;
+  }
+
+  if (j->q.format == UCRM_FMT_STREAM)
+    job_stream_end(j, "applied", NULL);
+  else
+    job_answer_success(j);
+}
+
+static void job_on_retry_timer(uv_timer_t *t) {
+  struct job *j = t->data;
+  j->waiting = 0;
+  job_start_call(j);
+}
+
+/* Full jitter: a random wait up to base * 2^attempt, capped. */
+static long job_backoff_ms(int attempt) {
+  long cap = JOB_BACKOFF_BASE_MS << (attempt < 5 ? attempt : 5);
+  if (cap > JOB_BACKOFF_MAX_MS)
+    cap = JOB_BACKOFF_MAX_MS;
+  return cap / 2 + rand() % (cap / 2 + 1);
+}
+
+/* Schedules another try of the current call if the budget and the deadline allow. */
+static int job_retry(struct job *j) {
+  if (j->attempt >= j->cfg->upstream.max_retries)
+    return 0;
+
+  long wait = ucrm_retry_after_ms(j->call.retry_after, (long)time(NULL));
+  if (wait < 0)
+    wait = job_backoff_ms(j->attempt);
+  uint64_t now = uv_now(j->app->loop);
+  if (now + (uint64_t)wait + 1 >= j->deadline)
+    return 0;
+
+  j->attempt++;
+  j->retries++;
+  j->waiting = 1;
+  ulog(ULOG_INFO, "pipeline", "req_id=%s provider=%s msg=\"retrying provider call\" "
+       "status=%ld attempt=%d wait_ms=%ld", j->req->request_id, j->acct->provider->name,
+       j->call.status, j->attempt, wait);
+  uv_timer_start(&j->timer, job_on_retry_timer, (uint64_t)wait, 0);
+  return 1;
+}
+
+static void job_transport_failed(struct job *j) {
+  CURLcode rc = j->call.result;
+  int timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+  /* A response over our cap will be as large next time; anything else may pass on a retry. */
+  if (rc != CURLE_WRITE_ERROR && job_retry(j))
+    return;
+
+  char msg[256];
+  if (rc == CURLE_WRITE_ERROR)
+    snprintf(msg, sizeof(msg), "%s sent a response larger than %d bytes",
+             j->acct->provider->name, JOB_REPLY_MAX);
+  else
+    snprintf(msg, sizeof(msg), "could not complete the call to %s: %s",
+             j->acct->provider->name, curl_easy_strerror(rc));
+  snprintf(j->verdict.message, sizeof(j->verdict.message), "%s", msg);
+  job_mark_call(j, 0);
+  job_fail(j, timed_out ? 504 : 502, msg, 0);
+}
+
+static int job_is_json(const struct up_call *c) {
+  return c->resp.len > 0 && (c->content_type[0] == '\0' || strstr(c->content_type, "json"));
+}
+
+static void job_on_done(struct up_call *c) {
+  struct job *j = c->data;
+  ulog(ULOG_DEBUG, "upstream", "req_id=%s provider=%s method=%s status=%ld curl=%d "
+       "new_connections=%ld", j->req->request_id, j->acct->provider->name,
+       j->plan.calls[j->cur].method, c->status, (int)c->result, c->num_connects);
+
+  if (c->result != CURLE_OK) {
+    job_transport_failed(j);
+    return;
+  }
+
+  j->statuses[j->cur] = c->status;
+  jv_free(j->replies[j->cur]);
+  j->replies[j->cur] = NULL;
+  if (job_is_json(c)) {
+    char jerr[64];
+    jv_parse(c->resp.data, c->resp.len, JV_MAX_DEPTH, &j->replies[j->cur], jerr, sizeof(jerr));
+  }
+
+  memset(j->link_ok, 1, j->plan.calls[j->cur].nlinks);
+  j->verdict.link_ok = j->link_ok;
+  j->acct->provider->verdict(&j->plan.calls[j->cur], c->status, j->replies[j->cur], &j->verdict);
+
+  if (j->verdict.ok) {
+    job_call_succeeded(j);
+    return;
+  }
+  if (j->verdict.retryable && job_retry(j))
+    return;
+
+  job_mark_call(j, 0);
+  job_fail(j, j->verdict.status, j->verdict.message, 1);
+}
+
+static void job_on_header(struct up_call *c, const char *name, const char *value) {
+  struct job *j = c->data;
+  if (j->acct->provider->ratelimit_header != NULL)
+    j->acct->provider->ratelimit_header(name, value, &j->rl);
+}
+
+static int job_headers(struct job *j) {
+  struct ubuf line;
+  ubuf_init(&line, 8192);
+  int rc = j->acct->provider->auth_header(j->acct, &line);
+
+  curl_slist_free_all(j->headers);
+  j->headers = NULL;
+  struct curl_slist *l = rc == 0 ? curl_slist_append(NULL, ubuf_cstr(&line)) : NULL;
+  ubuf_free(&line);
+
+  char rid[96];
+  snprintf(rid, sizeof(rid), "X-Request-Id: %s", j->req->request_id);
+  const char *fixed[] = {"Content-Type: application/json", "Accept: application/json", rid,
+                         "Expect:"};
+  for (size_t i = 0; l != NULL && i < UCRM_ARRAY_LEN(fixed); i++) {
+    struct curl_slist *n = curl_slist_append(l, fixed[i]);
+    if (n == NULL) {
+      curl_slist_free_all(l);
+      l = NULL;
+    }
+    l = n;
+  }
+  j->headers = l;
+  return l != NULL ? 0 : UCRM_ENOMEM;
+}
+
+static void job_start_call(struct job *j) {
+  const struct ucrm_call *call = &j->plan.calls[j->cur];
+  uint64_t now = uv_now(j->app->loop);
+  if (now >= j->deadline) {
+    snprintf(j->verdict.message, sizeof(j->verdict.message), "request deadline passed");
+    job_fail(j, 504, "the request deadline passed before every write was made", 0);
+    return;
+  }
+
+  ubuf_reset(&j->url);
+  int rc = ubuf_printf(&j->url, "%s%s", j->acct->base_url, call->path);
+  if (rc == 0 && j->q.remote_qs != NULL)
+    rc = ubuf_printf(&j->url, "?%s", j->q.remote_qs);
+  rc = rc != 0 ? rc : job_headers(j);
+
+  long left = (long)(j->deadline - now);
+  j->call.method = call->method;
+  j->call.url = ubuf_cstr(&j->url);
+  j->call.headers = j->headers;
+  j->call.body = call->body;
+  j->call.body_len = call->body_len;
+  j->call.timeout_ms = left < j->cfg->upstream.timeout_ms ? left : j->cfg->upstream.timeout_ms;
+  rc = rc != 0 ? rc : up_call_start(j->app->up, &j->call);
+  if (rc != 0)
+    job_fail(j, 500, "could not start the provider call", 0);
+}
+
+/* ---- request entry ---- */
+
+static int job_alloc_results(struct job *j) {
+  size_t links = 0, maxlinks = 0;
+  for (size_t i = 0; i < j->plan.n; i++) {
+    links += j->plan.calls[i].nlinks;
+    if (j->plan.calls[i].nlinks > maxlinks)
+      maxlinks = j->plan.calls[i].nlinks;
+  }
+
+  j->replies = calloc(j->plan.n, sizeof(*j->replies));
+  j->statuses = calloc(j->plan.n, sizeof(*j->statuses));
+  j->results = calloc(links ? links : 1, sizeof(*j->results));
+  j->link_ok = calloc(maxlinks ? maxlinks : 1, 1);
+  if (!j->replies || !j->statuses || !j->results || !j->link_ok)
+    return UCRM_ENOMEM;
+
+  size_t at = 0;
+  for (size_t i = 0; i < j->plan.n; i++) {
+    for (size_t k = 0; k < j->plan.calls[i].nlinks; k++)
+      j->results[at++].link = j->plan.calls[i].links[k];
+  }
+  j->nresults = links;
+  return 0;
+}
+
+/* Validates everything that needs no provider call; answers and returns nonzero on failure. */
+static int job_prepare(struct job *j, struct srv_req *r) {
+  struct ucrm_err err = {0};
+
+  if (ucrm_query_parse(r->query, r->query_len, &j->q, &err) != 0)
+    goto fail;
+  r->log_format = ucrm_format_name(j->q.format);
+  if (j->q.account_id == NULL) {
+    ucrm_err_set(&err, 400, "integrated_account_id is required");
+    goto fail;
+  }
+  if (!ucrm_is_uuid(j->q.account_id, strlen(j->q.account_id))) {
+    ucrm_err_set(&err, 400, "integrated_account_id must be a UUID");
+    goto fail;
+  }
+  j->acct = ucrm_config_account(j->cfg, j->q.account_id);
+  if (j->acct == NULL) {
+    ucrm_err_set(&err, 404, "integrated_account_id %s is not configured", j->q.account_id);
+    goto fail;
+  }
+  r->log_provider = j->acct->provider->name;
+
+  if (ucrm_assoc_parse(r->body, r->body_len, &j->a, &err) != 0)
+    goto fail;
+  if (!(j->acct->provider->entities >> j->a.entity & 1u)) {
+    ucrm_err_set(&err, 400, "unsupported_association: %s does not support entity %s",
+                 j->acct->provider->name, ucrm_entity_name(j->a.entity));
+    goto fail;
+  }
+  if (j->acct->provider->plan(&j->a, j->acct, &j->plan, &err) != 0) {
+    if (err.status == 0)
+      ucrm_err_set(&err, 500, "could not plan the provider calls");
+    goto fail;
+  }
+  if (job_alloc_results(j) != 0) {
+    ucrm_err_set(&err, 500, "out of memory");
+    goto fail;
+  }
+  return 0;
+
+fail:
+  ucrm_respond_error(r, err.status ? err.status : 400, err.msg, NULL);
+  return -1;
+}
+
+static void app_associations(struct ucrm_app *app, struct srv_req *r) {
+  struct job *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
+    ucrm_respond_error(r, 500, "out of memory", NULL);
+    return;
+  }
+  j->app = app;
+  j->cfg = app->cfg;
+  j->cfg->refs++;
+  j->req = r;
+  j->rl = (struct ucrm_ratelimit){-1, -1, -1};
+  j->deadline = r->start_ms + (uint64_t)j->cfg->limits.request_timeout_ms;
+  ubuf_init(&j->url, 16384);
+  ubuf_init(&j->call.resp, JOB_REPLY_MAX);
+  j->call.on_done = job_on_done;
+  j->call.on_header = job_on_header;
+  j->call.data = j;
+  uv_timer_init(app->loop, &j->timer);
+  j->timer.data = j;
+  app->jobs++;
+
+  if (job_prepare(j, r) != 0) {
+    job_free(j);
+    return;
+  }
+
+  if (j->q.dry_run) {
+    struct jv *plan = ucrm_body_plan(j->acct, &j->plan, j->q.remote_qs);
+    j->req->log_calls = 0;
+    ucrm_respond_json(r, 200, plan, NULL);
+    job_free(j);
+    return;
+  }
+
+  srv_req_on_abort(r, job_abort, j);
+  job_start_call(j);
+}
+
+static void app_health(struct ucrm_app *app, struct srv_req *r) {
+  if (srv_draining(app->srv)) {
+    ucrm_respond_error(r, 503, "draining", "Connection: close\r\n");
+    return;
+  }
+  static const char ok[] = "{\"status\":\"ok\"}";
+  srv_respond(r, 200, "application/json", NULL, ok, sizeof(ok) - 1);
+}
+
+void ucrm_app_on_request(struct srv_req *r, void *data) {
+  struct ucrm_app *app = data;
+
+  if (strcmp(r->path, "/unified/crm/associations") == 0) {
+    if (r->method == SRV_POST)
+      app_associations(app, r);
+    else
+      ucrm_respond_error(r, 405, "use POST", "Allow: POST\r\n");
+  } else if (strcmp(r->path, "/healthz") == 0) {
+    if (r->method == SRV_GET)
+      app_health(app, r);
+    else
+      ucrm_respond_error(r, 405, "use GET", "Allow: GET\r\n");
+  } else {
+    ucrm_respond_error(r, 404, "no such route", NULL);
+  }
+}
+
+void ucrm_app_set_config(struct ucrm_app *app, struct ucrm_config *cfg) {
+  struct ucrm_config *old = app->cfg;
+  cfg->refs++;
+  app->cfg = cfg;
+  if (old != NULL)
+    job_config_unref(old);
+}
+
+void ucrm_app_release(struct ucrm_app *app) {
+  if (app->cfg != NULL)
+    job_config_unref(app->cfg);
+  app->cfg = NULL;
+}
+
+long ucrm_retry_after_ms(const char *value, long now_s) {
+  if (value == NULL || value[0] == '\0')
+    return -1;
+
+  char *end;
+  long secs = strtol(value, &end, 10);
+  if (end != value && *end == '\0')
+    return secs >= 0 && secs < 86400 ? secs * 1000 : -1;
+
+  /* An HTTP date, as Attio sends: "Tue, 23 May 2023 14:42:01 GMT". */
+  struct tm tm = {0};
+  const char *rest = strptime(value, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (rest == NULL || *rest != '\0')
+    return -1;
+  long at = (long)timegm(&tm);
+  return at <= now_s ? 0 : (at - now_s < 86400 ? (at - now_s) * 1000 : -1);
+}

@@ -1,0 +1,835 @@
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <llhttp.h>
+
+#include "common.h"
+#include "log.h"
+
+#define SRV_URL_MAX 8192
+#define SRV_CHUNK_EXT_MAX 1024
+#define SRV_READ_BUF 65536
+/* Input kept while a request is in flight; past this the connection stops reading. */
+#define SRV_PENDING_MAX (256 * 1024)
+
+/* IDLE: between requests; READING: a request is arriving; BUSY: a handler has it;
+ * CLOSING: the last response is leaving and nothing more is parsed. */
+enum srv_conn_state { SRV_IDLE, SRV_READING, SRV_BUSY, SRV_CLOSING };
+
+struct srv_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  llhttp_t parser;
+  struct srv *srv;
+  struct srv_conn *prev, *next;
+  enum srv_conn_state state;
+
+  struct ubuf in;   /* received bytes not yet parsed (a request was in flight) */
+  struct ubuf url;
+  struct ubuf body;
+  char hname[64];   /* the header being read, lower-cased; longer names are not ours */
+  size_t hname_len;
+  char hvalue[80];
+  size_t hvalue_len;
+  size_t header_bytes;
+  size_t chunk_ext_bytes;
+  int expect_continue;
+  int keep_alive;
+  int reading_stopped;
+  int processing;
+  int closing;
+  int close_after_write;
+  int err_status; /* set by a callback that failed with HPE_USER */
+  unsigned writes_pending;
+  int handles_open;
+  struct srv_req req;
+};
+
+struct srv {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  int listening;
+  struct ucrm_limits limits;
+  srv_request_cb on_request;
+  void *data;
+  llhttp_settings_t settings;
+  struct srv_conn *conns;
+  int nconns;
+  int draining;
+  srv_drained_cb on_drained;
+  char read_buf[SRV_READ_BUF];
+  char date[64];
+  time_t date_at;
+  uint64_t next_id;
+};
+
+struct srv_write {
+  uv_write_t req;
+  struct srv_conn *conn;
+  char *data;
+};
+
+static void srv_conn_close(struct srv_conn *c);
+static void srv_process(struct srv_conn *c);
+
+/* ---- small helpers ---- */
+
+const char *srv_reason(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 204: return "No Content";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 402: return "Payment Required";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 413: return "Payload Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 422: return "Unprocessable Entity";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  }
+  return status < 500 ? "Bad Request" : "Internal Server Error";
+}
+
+uint64_t srv_now_ms(const struct srv *s) {
+  return uv_now(s->loop);
+}
+
+/* The Date header changes once a second; format it only then. */
+static const char *srv_date(struct srv *s) {
+  time_t now = time(NULL);
+  if (now != s->date_at) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(s->date, sizeof(s->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    s->date_at = now;
+  }
+  return s->date;
+}
+
+static struct srv_conn *srv_conn_of(llhttp_t *p) {
+  return p->data;
+}
+
+/* ---- writing ---- */
+
+static void srv_after_write(struct srv_conn *c) {
+  if (c->writes_pending == 0 && c->close_after_write)
+    srv_conn_close(c);
+}
+
+static void srv_on_write(uv_write_t *req, int status) {
+  struct srv_write *w = (struct srv_write *)req;
+  struct srv_conn *c = w->conn;
+
+  free(w->data);
+  free(w);
+  c->writes_pending--;
+  if (status < 0 && !c->closing) {
+    srv_conn_close(c);
+    return;
+  }
+  srv_after_write(c);
+}
+
+/* Writes what the socket takes now and queues the rest; takes ownership of data. */
+static void srv_send(struct srv_conn *c, char *data, size_t len) {
+  if (c->closing || len == 0) {
+    free(data);
+    return;
+  }
+
+  uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+  if (n == (int)len) {
+    free(data);
+    return;
+  }
+  if (n < 0 && n != UV_EAGAIN) {
+    free(data);
+    srv_conn_close(c);
+    return;
+  }
+
+  size_t done = n > 0 ? (size_t)n : 0;
+  struct srv_write *w = malloc(sizeof(*w));
+  if (w == NULL) {
+    free(data);
+    srv_conn_close(c);
+    return;
+  }
+  w->conn = c;
+  w->data = data;
+  buf = uv_buf_init(data + done, (unsigned)(len - done));
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, srv_on_write) != 0) {
+    free(data);
+    free(w);
+    srv_conn_close(c);
+    return;
+  }
+  c->writes_pending++;
+}
+
+static int srv_head(struct ubuf *out, struct srv_conn *c, int status, const char *ctype,
+                    const char *extra) {
+  struct srv_req *r = &c->req;
+  int rc = ubuf_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", status,
+                       srv_reason(status), srv_date(c->srv), r->request_id);
+  if (rc == 0 && ctype != NULL)
+    rc = ubuf_printf(out, "Content-Type: %s\r\n", ctype);
+  if (rc == 0 && !c->keep_alive)
+    rc = ubuf_puts(out, "Connection: close\r\n");
+  if (rc == 0 && extra != NULL)
+    rc = ubuf_puts(out, extra);
+  return rc;
+}
+
+static void srv_access_log(struct srv_conn *c) {
+  struct srv_req *r = &c->req;
+  if (!ulog_enabled(ULOG_INFO))
+    return;
+
+  char path[256];
+  ulog(ULOG_INFO, "access",
+       "req_id=%s method=%s path=%s status=%d format=%s provider=%s provider_calls=%d "
+       "retries=%d dur_ms=%llu",
+       r->request_id, r->method_name, ulog_quote(path, sizeof(path), r->path), r->status,
+       r->log_format ? r->log_format : "-", r->log_provider ? r->log_provider : "-",
+       r->log_calls, r->log_retries,
+       (unsigned long long)(srv_now_ms(c->srv) - r->start_ms));
+}
+
+/* The response is fully queued: log it and move on to the next pipelined request. */
+static void srv_req_done(struct srv_conn *c) {
+  srv_access_log(c);
+  memset(&c->req, 0, sizeof(c->req));
+  c->req.conn = c;
+  ubuf_reset(&c->url);
+  ubuf_reset(&c->body);
+
+  if (!c->keep_alive || c->srv->draining) {
+    c->state = SRV_CLOSING;
+    uv_timer_stop(&c->timer);
+    c->close_after_write = 1;
+    srv_after_write(c);
+    return;
+  }
+
+  c->state = SRV_IDLE;
+  llhttp_resume(&c->parser);
+  srv_process(c);
+}
+
+void srv_respond(struct srv_req *r, int status, const char *content_type,
+                 const char *extra_headers, const char *body, size_t len) {
+  struct srv_conn *c = r->conn;
+  struct ubuf out;
+  ubuf_init(&out, len + 4096);
+
+  r->status = status;
+  int rc = srv_head(&out, c, status, content_type, extra_headers);
+  rc = rc != 0 ? rc : ubuf_printf(&out, "Content-Length: %zu\r\n\r\n", len);
+  rc = rc != 0 ? rc : ubuf_append(&out, body, len);
+  if (rc != 0) {
+    ubuf_free(&out);
+    c->keep_alive = 0;
+    srv_conn_close(c);
+    return;
+  }
+
+  size_t n;
+  char *data = ubuf_steal(&out, &n);
+  srv_send(c, data, n);
+  srv_req_done(c);
+}
+
+void srv_stream_begin(struct srv_req *r, int status, const char *content_type,
+                      const char *extra_headers) {
+  struct srv_conn *c = r->conn;
+  struct ubuf out;
+  ubuf_init(&out, 8192);
+
+  r->status = status;
+  r->streaming = 1;
+  if (srv_head(&out, c, status, content_type, extra_headers) != 0 ||
+      ubuf_puts(&out, "Transfer-Encoding: chunked\r\n\r\n") != 0) {
+    ubuf_free(&out);
+    srv_conn_close(c);
+    return;
+  }
+  size_t n;
+  char *data = ubuf_steal(&out, &n);
+  srv_send(c, data, n);
+}
+
+void srv_stream_write(struct srv_req *r, const char *data, size_t len) {
+  if (len == 0)
+    return; /* an empty chunk would end the body */
+
+  struct ubuf out;
+  ubuf_init(&out, len + 32);
+  if (ubuf_printf(&out, "%zx\r\n", len) != 0 || ubuf_append(&out, data, len) != 0 ||
+      ubuf_puts(&out, "\r\n") != 0) {
+    ubuf_free(&out);
+    srv_conn_close(r->conn);
+    return;
+  }
+  size_t n;
+  char *p = ubuf_steal(&out, &n);
+  srv_send(r->conn, p, n);
+}
+
+void srv_stream_end(struct srv_req *r) {
+  char *end = strdup("0\r\n\r\n");
+  if (end != NULL)
+    srv_send(r->conn, end, 5);
+  r->streaming = 0;
+  srv_req_done(r->conn);
+}
+
+size_t srv_req_pending_bytes(const struct srv_req *r) {
+  return r->conn->tcp.write_queue_size;
+}
+
+static void srv_make_request_id(struct srv *s, char *out, size_t outlen);
+
+/* An error found while parsing: answer it as JSON and close the connection. */
+static void srv_fail(struct srv_conn *c, int status, const char *message) {
+  char body[512];
+  int n = snprintf(body, sizeof(body),
+                   "{\"statusCode\":%d,\"error\":\"%s\",\"message\":\"%s\"}", status,
+                   srv_reason(status), message);
+  c->keep_alive = 0;
+  c->state = SRV_BUSY;
+  c->req.method_name = "-";
+  c->req.path = "-";
+  if (c->req.request_id[0] == '\0')
+    srv_make_request_id(c->srv, c->req.request_id, sizeof(c->req.request_id));
+  srv_respond(&c->req, status, "application/json", NULL, body, (size_t)n);
+}
+
+/* ---- timers ---- */
+
+static void srv_on_timeout(uv_timer_t *t) {
+  struct srv_conn *c = t->data;
+  if (c->state == SRV_READING)
+    srv_fail(c, 408, "the request was not received in time");
+  else if (c->state == SRV_IDLE)
+    srv_conn_close(c);
+}
+
+static void srv_arm_timer(struct srv_conn *c) {
+  const struct ucrm_limits *l = &c->srv->limits;
+  if (c->state == SRV_BUSY || c->state == SRV_CLOSING || c->closing)
+    uv_timer_stop(&c->timer);
+  else if (c->state == SRV_READING)
+    uv_timer_start(&c->timer, srv_on_timeout, (uint64_t)l->header_timeout_ms, 0);
+  else
+    uv_timer_start(&c->timer, srv_on_timeout, (uint64_t)l->idle_timeout_ms, 0);
+}
+
+/* ---- llhttp callbacks ---- */
+
+static int srv_user_error(struct srv_conn *c, int status) {
+  c->err_status = status;
+  return HPE_USER;
+}
+
+static int srv_on_message_begin(llhttp_t *p) {
+  struct srv_conn *c = srv_conn_of(p);
+  struct srv_req *r = &c->req;
+
+  ubuf_reset(&c->url);
+  ubuf_reset(&c->body);
+  c->header_bytes = 0;
+  c->chunk_ext_bytes = 0;
+  c->expect_continue = 0;
+  c->hname_len = 0;
+  c->hvalue_len = 0;
+  memset(r, 0, sizeof(*r));
+  r->conn = c;
+  r->start_ms = srv_now_ms(c->srv);
+  r->request_id[0] = '\0';
+  c->state = SRV_READING;
+  srv_arm_timer(c);
+  return 0;
+}
+
+static int srv_on_url(llhttp_t *p, const char *at, size_t len) {
+  struct srv_conn *c = srv_conn_of(p);
+  return ubuf_append(&c->url, at, len) == 0 ? 0 : srv_user_error(c, 414);
+}
+
+static int srv_count_header(struct srv_conn *c, size_t len) {
+  c->header_bytes += len;
+  return c->header_bytes > (size_t)c->srv->limits.max_header_bytes ? srv_user_error(c, 431) : 0;
+}
+
+static int srv_on_header_field(llhttp_t *p, const char *at, size_t len) {
+  struct srv_conn *c = srv_conn_of(p);
+  for (size_t i = 0; i < len && c->hname_len < sizeof(c->hname) - 1; i++)
+    c->hname[c->hname_len++] = (char)(at[i] >= 'A' && at[i] <= 'Z' ? at[i] + 32 : at[i]);
+  c->hname[c->hname_len] = '\0';
+  return srv_count_header(c, len);
+}
+
+static int srv_on_header_value(llhttp_t *p, const char *at, size_t len) {
+  struct srv_conn *c = srv_conn_of(p);
+  for (size_t i = 0; i < len && c->hvalue_len < sizeof(c->hvalue) - 1; i++)
+    c->hvalue[c->hvalue_len++] = at[i];
+  c->hvalue[c->hvalue_len] = '\0';
+  return srv_count_header(c, len);
+}
+
+/* A client request id is echoed and sent upstream only if it is a plain token. */
+static int srv_sane_request_id(const char *s, size_t len) {
+  if (len == 0 || len > 64)
+    return 0;
+  return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:") == len;
+}
+
+static int srv_on_header_value_complete(llhttp_t *p) {
+  struct srv_conn *c = srv_conn_of(p);
+
+  if (strcmp(c->hname, "x-request-id") == 0 && srv_sane_request_id(c->hvalue, c->hvalue_len))
+    memcpy(c->req.request_id, c->hvalue, c->hvalue_len + 1);
+  else if (strcmp(c->hname, "expect") == 0)
+    c->expect_continue = strcasecmp(c->hvalue, "100-continue") == 0;
+
+  c->hname_len = 0;
+  c->hvalue_len = 0;
+  c->hname[0] = '\0';
+  c->hvalue[0] = '\0';
+  return 0;
+}
+
+static int srv_on_headers_complete(llhttp_t *p) {
+  struct srv_conn *c = srv_conn_of(p);
+  long max_body = c->srv->limits.max_body_bytes;
+
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)max_body)
+    return srv_user_error(c, 413);
+
+  /* Ask for the body only once we know we would accept it. */
+  int has_body = p->content_length > 0 || (p->flags & F_CHUNKED);
+  if (c->expect_continue && has_body && !c->srv->draining) {
+    char *cont = strdup("HTTP/1.1 100 Continue\r\n\r\n");
+    if (cont != NULL)
+      srv_send(c, cont, strlen(cont));
+  }
+  return 0;
+}
+
+static int srv_on_body(llhttp_t *p, const char *at, size_t len) {
+  struct srv_conn *c = srv_conn_of(p);
+  return ubuf_append(&c->body, at, len) == 0 ? 0 : srv_user_error(c, 413);
+}
+
+static int srv_on_chunk_ext(llhttp_t *p, const char *at, size_t len) {
+  struct srv_conn *c = srv_conn_of(p);
+  c->chunk_ext_bytes += len;
+  return c->chunk_ext_bytes > SRV_CHUNK_EXT_MAX ? srv_user_error(c, 400) : 0;
+}
+
+static int srv_on_message_complete(llhttp_t *p) {
+  struct srv_conn *c = srv_conn_of(p);
+  c->keep_alive = llhttp_should_keep_alive(p);
+  /* Stop after one message: the next pipelined one waits until this one is answered. */
+  return HPE_PAUSED;
+}
+
+/* ---- request dispatch ---- */
+
+static void srv_make_request_id(struct srv *s, char *out, size_t outlen) {
+  uint64_t n = ++s->next_id;
+  snprintf(out, outlen, "%08x%08llx", (unsigned)getpid() ^ (unsigned)s->date_at,
+           (unsigned long long)n);
+}
+
+static void srv_dispatch(struct srv_conn *c) {
+  struct srv_req *r = &c->req;
+  c->state = SRV_BUSY;
+  srv_arm_timer(c);
+
+  char *url = c->url.data != NULL ? c->url.data : "";
+  char *q = strchr(url, '?');
+  r->query = "";
+  if (q != NULL) {
+    *q = '\0';
+    r->query = q + 1;
+    r->query_len = c->url.len - (size_t)(q + 1 - url);
+  }
+  r->path = url;
+  r->body = c->body.data != NULL ? c->body.data : "";
+  r->body_len = c->body.len;
+
+  uint8_t m = llhttp_get_method(&c->parser);
+  r->method = m == HTTP_GET ? SRV_GET : m == HTTP_POST ? SRV_POST : SRV_OTHER;
+  r->method_name = llhttp_method_name((llhttp_method_t)m);
+  if (r->request_id[0] == '\0')
+    srv_make_request_id(c->srv, r->request_id, sizeof(r->request_id));
+
+  if (c->srv->draining) {
+    static const char busy[] = "{\"statusCode\":503,\"error\":\"Service Unavailable\","
+                               "\"message\":\"the server is shutting down; retry elsewhere\"}";
+    c->keep_alive = 0;
+    srv_respond(r, 503, "application/json", NULL, busy, sizeof(busy) - 1);
+    return;
+  }
+  c->srv->on_request(r, c->srv->data);
+}
+
+static void srv_parse_error(struct srv_conn *c, llhttp_errno_t err) {
+  if (err == HPE_USER) {
+    int st = c->err_status;
+    srv_fail(c, st, st == 413 ? "request body is over the size limit"
+                    : st == 414 ? "request URL is too long"
+                    : st == 431 ? "request headers are over the size limit"
+                                : "malformed request");
+  } else if (err == HPE_PAUSED_UPGRADE) {
+    srv_fail(c, 400, "protocol upgrades are not supported");
+  } else {
+    ulog(ULOG_DEBUG, "server", "msg=\"malformed request\" reason=%s",
+         llhttp_errno_name(err));
+    srv_fail(c, 400, "malformed HTTP request");
+  }
+}
+
+/* Runs the parser over data; returns how many bytes it consumed. */
+static size_t srv_execute(struct srv_conn *c, const char *data, size_t len) {
+  llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+  if (err == HPE_OK)
+    return len;
+
+  if (err == HPE_PAUSED) {
+    size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+    srv_dispatch(c);
+    return used;
+  }
+
+  srv_parse_error(c, err);
+  return len;
+}
+
+/* Parses buffered input until a request is in flight or the input runs out. */
+static void srv_process(struct srv_conn *c) {
+  if (c->processing)
+    return; /* the loop below, further up the stack, carries on */
+
+  c->processing = 1;
+  while ((c->state == SRV_IDLE || c->state == SRV_READING) && !c->closing && c->in.len > 0) {
+    size_t used = srv_execute(c, c->in.data, c->in.len);
+    if (!c->closing)
+      ubuf_consume(&c->in, used);
+  }
+  c->processing = 0;
+
+  if (c->closing)
+    return;
+  if (c->state == SRV_IDLE || c->state == SRV_READING)
+    srv_arm_timer(c);
+  if (c->in.len == 0 && c->in.cap > 16384)
+    ubuf_free(&c->in); /* give back what a large pipelined burst needed */
+  if (c->reading_stopped && c->in.len < SRV_PENDING_MAX / 2) {
+    c->reading_stopped = 0;
+    uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
+  }
+}
+
+static void srv_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  struct srv_conn *c = h->data;
+  struct srv *s = c->srv;
+
+  /* One shared buffer: every read is parsed or copied before the callback returns. */
+  buf->base = s->read_buf;
+  buf->len = sizeof(s->read_buf);
+}
+
+static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct srv_conn *c = stream->data;
+
+  if (nread < 0) {
+    /* EOF or a reset: the client is gone, so stop whatever work it started. */
+    if (nread == UV_EOF && c->state == SRV_IDLE && c->in.len == 0 && c->writes_pending > 0) {
+      c->close_after_write = 1;
+      return;
+    }
+    srv_conn_close(c);
+    return;
+  }
+  if (nread == 0)
+    return;
+
+  if ((c->state == SRV_IDLE || c->state == SRV_READING) && c->in.len == 0) {
+    size_t used = srv_execute(c, buf->base, (size_t)nread);
+    if (!c->closing && used < (size_t)nread &&
+        ubuf_append(&c->in, buf->base + used, (size_t)nread - used) != 0)
+      srv_conn_close(c);
+    if (!c->closing)
+      srv_process(c);
+    return;
+  }
+
+  if (ubuf_append(&c->in, buf->base, (size_t)nread) != 0) {
+    srv_conn_close(c);
+    return;
+  }
+  if (c->in.len >= SRV_PENDING_MAX) {
+    /* A client pipelining faster than we answer: let TCP push back instead of buffering. */
+    uv_read_stop(stream);
+    c->reading_stopped = 1;
+  }
+  srv_process(c);
+}
+
+/* ---- connection life cycle ---- */
+
+static void srv_conn_freed(uv_handle_t *h) {
+  struct srv_conn *c = h->data;
+  if (--c->handles_open > 0)
+    return;
+
+  struct srv *s = c->srv;
+  ubuf_free(&c->in);
+  ubuf_free(&c->url);
+  ubuf_free(&c->body);
+  free(c);
+
+  if (s->draining && s->nconns == 0 && s->on_drained != NULL) {
+    srv_drained_cb cb = s->on_drained;
+    s->on_drained = NULL;
+    cb(s);
+  }
+}
+
+static void srv_conn_close(struct srv_conn *c) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+
+  /* The handler's calls must stop before the request they belong to goes away. */
+  if (c->state == SRV_BUSY && c->req.on_abort != NULL) {
+    srv_abort_cb cb = c->req.on_abort;
+    c->req.on_abort = NULL;
+    cb(c->req.abort_data);
+  }
+
+  struct srv *s = c->srv;
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  s->nconns--;
+
+  uv_close((uv_handle_t *)&c->timer, srv_conn_freed);
+  uv_close((uv_handle_t *)&c->tcp, srv_conn_freed);
+}
+
+void srv_req_on_abort(struct srv_req *r, srv_abort_cb cb, void *data) {
+  r->on_abort = cb;
+  r->abort_data = data;
+}
+
+static void srv_reject(struct srv *s, uv_tcp_t *tmp) {
+  uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+}
+
+static void srv_on_connection(uv_stream_t *listener, int status) {
+  struct srv *s = listener->data;
+  if (status < 0) {
+    /* libuv already dropped the pending connection it could not take (EMFILE trick). */
+    ulog(ULOG_WARN, "server", "msg=\"accept failed\" error=%s", uv_err_name(status));
+    return;
+  }
+
+  struct srv_conn *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return;
+  uv_tcp_init(s->loop, &c->tcp);
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return;
+  }
+  if (s->nconns >= s->limits.max_connections || s->draining) {
+    srv_reject(s, &c->tcp);
+    return;
+  }
+
+  c->srv = s;
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->handles_open = 2;
+  c->keep_alive = 1;
+  ubuf_init(&c->in, SRV_PENDING_MAX + SRV_READ_BUF);
+  ubuf_init(&c->url, SRV_URL_MAX);
+  ubuf_init(&c->body, (size_t)s->limits.max_body_bytes);
+  uv_timer_init(s->loop, &c->timer);
+  llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+  c->parser.data = c;
+
+  c->next = s->conns;
+  if (s->conns != NULL)
+    s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+
+  uv_tcp_nodelay(&c->tcp, 1);
+  srv_arm_timer(c);
+  uv_read_start((uv_stream_t *)&c->tcp, srv_alloc, srv_on_read);
+}
+
+int srv_new(uv_loop_t *loop, const struct srv_opts *opts, struct srv **out) {
+  struct srv *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return UCRM_ENOMEM;
+
+  s->loop = loop;
+  s->limits = *opts->limits;
+  s->on_request = opts->on_request;
+  s->data = opts->data;
+
+  llhttp_settings_init(&s->settings);
+  s->settings.on_message_begin = srv_on_message_begin;
+  s->settings.on_url = srv_on_url;
+  s->settings.on_header_field = srv_on_header_field;
+  s->settings.on_header_value = srv_on_header_value;
+  s->settings.on_header_value_complete = srv_on_header_value_complete;
+  s->settings.on_headers_complete = srv_on_headers_complete;
+  s->settings.on_body = srv_on_body;
+  s->settings.on_chunk_extension_name = srv_on_chunk_ext;
+  s->settings.on_chunk_extension_value = srv_on_chunk_ext;
+  s->settings.on_message_complete = srv_on_message_complete;
+
+  uv_tcp_init(loop, &s->listener);
+  s->listener.data = s;
+  *out = s;
+  return 0;
+}
+
+/*
+ * libuv 1.44 has no flag for SO_REUSEPORT, so the socket is made, configured and bound here
+ * and handed to libuv with uv_tcp_open.
+ */
+static int srv_bind(struct srv *s, const struct sockaddr *sa, socklen_t salen, int reuseport) {
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  if (bind(fd, sa, salen) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  int rc = uv_tcp_open(&s->listener, fd);
+  if (rc != 0)
+    close(fd);
+  return rc;
+}
+
+int srv_listen(struct srv *s, const char *host, int port, int reuseport) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (strchr(host, ':') != NULL) {
+    len = sizeof(struct sockaddr_in6);
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
+      return UV_EINVAL;
+  } else {
+    len = sizeof(struct sockaddr_in);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0)
+      return UV_EINVAL;
+  }
+
+  int rc = srv_bind(s, (struct sockaddr *)&ss, len, reuseport);
+  rc = rc != 0 ? rc : uv_listen((uv_stream_t *)&s->listener, 1024, srv_on_connection);
+  if (rc == 0)
+    s->listening = 1;
+  return rc;
+}
+
+int srv_port(const struct srv *s) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0)
+    return -1;
+  if (ss.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+void srv_set_limits(struct srv *s, const struct ucrm_limits *limits) {
+  s->limits = *limits;
+}
+
+int srv_draining(const struct srv *s) {
+  return s->draining;
+}
+
+int srv_open_connections(const struct srv *s) {
+  return s->nconns;
+}
+
+void srv_drain(struct srv *s, srv_drained_cb cb) {
+  s->draining = 1;
+  s->on_drained = cb;
+  if (s->listening) {
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    s->listening = 0;
+  }
+
+  /* Idle keep-alive connections have nothing to finish; busy ones close after their answer. */
+  struct srv_conn *next;
+  for (struct srv_conn *c = s->conns; c != NULL; c = next) {
+    next = c->next;
+    c->keep_alive = 0;
+    if (c->state == SRV_IDLE && c->in.len == 0)
+      srv_conn_close(c);
+  }
+  if (s->nconns == 0 && s->on_drained != NULL) {
+    s->on_drained = NULL;
+    cb(s);
+  }
+}
+
+void srv_close(struct srv *s) {
+  s->on_drained = NULL;
+  while (s->conns != NULL)
+    srv_conn_close(s->conns);
+
+  if (!uv_is_closing((uv_handle_t *)&s->listener))
+    uv_close((uv_handle_t *)&s->listener, NULL);
+}
+
+void srv_free(struct srv *s) {
+  free(s);
+}

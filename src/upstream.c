@@ -1,0 +1,404 @@
+#include "upstream.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "log.h"
+
+#define UP_FREE_EASY_MAX 256
+
+/*
+ * One poll context per socket curl asked us to watch. Contexts are found by fd in our own
+ * table, because curl forgets the pointer given to curl_multi_assign after a POLL_REMOVE while
+ * the same fd may come back at once.
+ */
+struct up_socket {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  struct up_engine *eng;
+};
+
+struct up_engine {
+  uv_loop_t *loop;
+  CURLM *multi;
+  const struct ucrm_upstream_cfg *cfg;
+  uv_timer_t timer;
+  uv_idle_t kick; /* runs curl's "timeout now" on the next loop turn, without a 1 ms timer */
+  struct up_socket **by_fd;
+  size_t nfd;
+  CURL *free_easy[UP_FREE_EASY_MAX];
+  size_t nfree;
+  int active;
+  int handles_open; /* timer + kick, freed once both closed */
+};
+
+static void up_drain(struct up_engine *e);
+
+static void up_socket_action(struct up_engine *e, curl_socket_t fd, int flags) {
+  int running;
+  CURLMcode mc = curl_multi_socket_action(e->multi, fd, flags, &running);
+  if (mc != CURLM_OK)
+    ulog(ULOG_ERROR, "upstream", "msg=\"curl_multi_socket_action failed\" error=\"%s\"",
+         curl_multi_strerror(mc));
+
+  /* Drain after every call, whatever running says: the last transfer may just have ended. */
+  up_drain(e);
+}
+
+static void up_on_poll(uv_poll_t *h, int status, int events) {
+  struct up_socket *s = h->data;
+  int flags = 0;
+
+  if (status < 0)
+    flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  up_socket_action(s->eng, s->fd, flags);
+}
+
+static void up_on_timer(uv_timer_t *t) {
+  up_socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void up_on_kick(uv_idle_t *i) {
+  uv_idle_stop(i);
+  up_socket_action(i->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/*
+ * curl asks to be woken after timeout_ms. Zero means "as soon as possible": a uv_idle runs it
+ * on the next loop turn, which avoids both calling curl from inside its own callback and the
+ * libuv < 1.48 zero-timer loop that can starve I/O.
+ */
+static int up_on_timer_set(CURLM *m, long timeout_ms, void *userp) {
+  struct up_engine *e = userp;
+
+  if (timeout_ms < 0) {
+    uv_timer_stop(&e->timer);
+  } else if (timeout_ms == 0) {
+    uv_timer_stop(&e->timer);
+    uv_idle_start(&e->kick, up_on_kick);
+  } else {
+    uv_timer_start(&e->timer, up_on_timer, (uint64_t)timeout_ms, 0);
+  }
+  return 0;
+}
+
+static struct up_socket *up_socket_get(struct up_engine *e, curl_socket_t fd) {
+  if (fd < 0 || (size_t)fd >= e->nfd)
+    return NULL;
+  return e->by_fd[fd];
+}
+
+static int up_socket_put(struct up_engine *e, curl_socket_t fd, struct up_socket *s) {
+  if ((size_t)fd >= e->nfd) {
+    size_t n = e->nfd ? e->nfd : 64;
+    while (n <= (size_t)fd)
+      n *= 2;
+    struct up_socket **grown = realloc(e->by_fd, n * sizeof(*grown));
+    if (grown == NULL)
+      return UCRM_ENOMEM;
+    memset(grown + e->nfd, 0, (n - e->nfd) * sizeof(*grown));
+    e->by_fd = grown;
+    e->nfd = n;
+  }
+  e->by_fd[fd] = s;
+  return 0;
+}
+
+static int up_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  struct up_engine *e = userp;
+  struct up_socket *s = up_socket_get(e, fd);
+
+  if (what == CURL_POLL_REMOVE) {
+    /* Keep the handle: curl may want this fd watched again before it closes it. */
+    if (s != NULL)
+      uv_poll_stop(&s->poll);
+    return 0;
+  }
+
+  if (s == NULL) {
+    s = calloc(1, sizeof(*s));
+    if (s == NULL || uv_poll_init_socket(e->loop, &s->poll, fd) != 0 ||
+        up_socket_put(e, fd, s) != 0) {
+      free(s);
+      return -1;
+    }
+    s->fd = fd;
+    s->eng = e;
+    s->poll.data = s;
+  }
+
+  int events = 0;
+  if (what & CURL_POLL_IN)
+    events |= UV_READABLE;
+  if (what & CURL_POLL_OUT)
+    events |= UV_WRITABLE;
+  uv_poll_start(&s->poll, events, up_on_poll);
+  return 0;
+}
+
+static curl_socket_t up_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr) {
+  return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+static void up_socket_closed(uv_handle_t *h) {
+  struct up_socket *s = h->data;
+  close(s->fd);
+  free(s);
+}
+
+/*
+ * We close curl's sockets ourselves, and only after libuv has let go of the poll handle, so
+ * a new socket can never reuse an fd that a closing uv_poll_t still watches.
+ */
+static int up_close_socket(void *clientp, curl_socket_t fd) {
+  struct up_engine *e = clientp;
+  struct up_socket *s = up_socket_get(e, fd);
+
+  if (s == NULL)
+    return close(fd);
+
+  e->by_fd[fd] = NULL;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, up_socket_closed);
+  return 0;
+}
+
+static void up_recycle(struct up_engine *e, CURL *easy) {
+  if (e->nfree < UP_FREE_EASY_MAX) {
+    curl_easy_reset(easy);
+    e->free_easy[e->nfree++] = easy;
+  } else {
+    curl_easy_cleanup(easy);
+  }
+}
+
+static void up_finish(struct up_engine *e, CURL *easy, CURLcode result) {
+  struct up_call *c = NULL;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
+
+  c->result = result;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &c->status);
+  curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &c->num_connects);
+
+  curl_multi_remove_handle(e->multi, easy);
+  up_recycle(e, easy);
+  c->easy = NULL;
+  e->active--;
+  c->on_done(c);
+}
+
+static void up_drain(struct up_engine *e) {
+  CURLMsg *msg;
+  int left;
+
+  while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    /* Copy out before removing the handle: the message does not survive it. */
+    CURL *easy = msg->easy_handle;
+    CURLcode result = msg->data.result;
+    up_finish(e, easy, result);
+  }
+}
+
+static size_t up_on_body(char *p, size_t size, size_t n, void *userp) {
+  struct up_call *c = userp;
+  return ubuf_append(&c->resp, p, n) == 0 ? n : 0;
+}
+
+/* Copies a header value, cutting it to fit; the fields it fills hold short tokens. */
+static void up_copy_value(char *dst, size_t dstlen, const char *v) {
+  size_t n = strlen(v);
+  if (n >= dstlen)
+    n = dstlen - 1;
+  memcpy(dst, v, n);
+  dst[n] = '\0';
+}
+
+static size_t up_on_header(char *p, size_t size, size_t n, void *userp) {
+  struct up_call *c = userp;
+
+  /* A new status line starts a new response (after a 1xx): forget what came before. */
+  if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    c->content_type[0] = '\0';
+    c->retry_after[0] = '\0';
+    return n;
+  }
+
+  const char *colon = memchr(p, ':', n);
+  if (colon == NULL || colon == p || (size_t)(colon - p) >= 64)
+    return n;
+
+  char name[64];
+  size_t nlen = (size_t)(colon - p);
+  for (size_t i = 0; i < nlen; i++)
+    name[i] = (char)tolower((unsigned char)p[i]);
+  name[nlen] = '\0';
+
+  const char *v = colon + 1;
+  size_t vlen = n - nlen - 1;
+  while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+    v++;
+    vlen--;
+  }
+  while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+    vlen--;
+
+  char value[256];
+  if (vlen >= sizeof(value))
+    vlen = sizeof(value) - 1;
+  memcpy(value, v, vlen);
+  value[vlen] = '\0';
+
+  if (strcmp(name, "content-type") == 0)
+    up_copy_value(c->content_type, sizeof(c->content_type), value);
+  else if (strcmp(name, "retry-after") == 0)
+    up_copy_value(c->retry_after, sizeof(c->retry_after), value);
+  if (c->on_header != NULL)
+    c->on_header(c, name, value);
+  return n;
+}
+
+static CURL *up_easy(struct up_engine *e) {
+  return e->nfree > 0 ? e->free_easy[--e->nfree] : curl_easy_init();
+}
+
+static void up_setopts(struct up_engine *e, struct up_call *c, CURL *h) {
+  curl_easy_setopt(h, CURLOPT_URL, c->url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body != NULL ? c->body : "");
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
+  curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)c);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, up_on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->cfg->connect_timeout_ms);
+
+  /* Never follow a redirect and speak only HTTP(S): a provider cannot send us elsewhere. */
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (e->cfg->ca_file != NULL)
+    curl_easy_setopt(h, CURLOPT_CAINFO, e->cfg->ca_file);
+
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* Below the common 75 s upstream keep-alive, so we never reuse a connection being closed. */
+  curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 60L);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, up_open_socket);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, e);
+  curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, up_close_socket);
+  curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, e);
+}
+
+int up_call_start(struct up_engine *e, struct up_call *c) {
+  CURL *h = up_easy(e);
+  if (h == NULL)
+    return UCRM_ENOMEM;
+
+  c->eng = e;
+  c->easy = h;
+  c->status = 0;
+  c->result = CURLE_OK;
+  c->num_connects = 0;
+  c->content_type[0] = '\0';
+  c->retry_after[0] = '\0';
+  ubuf_reset(&c->resp);
+  up_setopts(e, c, h);
+
+  CURLMcode mc = curl_multi_add_handle(e->multi, h);
+  if (mc != CURLM_OK) {
+    up_recycle(e, h);
+    c->easy = NULL;
+    return UCRM_EIO;
+  }
+  e->active++;
+  return 0;
+}
+
+void up_call_cancel(struct up_call *c) {
+  if (c->easy == NULL)
+    return;
+
+  struct up_engine *e = c->eng;
+  curl_multi_remove_handle(e->multi, c->easy);
+  up_recycle(e, c->easy);
+  c->easy = NULL;
+  e->active--;
+}
+
+int up_engine_active(const struct up_engine *e) {
+  return e->active;
+}
+
+int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct up_engine **out) {
+  struct up_engine *e = calloc(1, sizeof(*e));
+  if (e == NULL)
+    return UCRM_ENOMEM;
+
+  e->loop = loop;
+  e->cfg = cfg;
+  e->multi = curl_multi_init();
+  if (e->multi == NULL) {
+    free(e);
+    return UCRM_ENOMEM;
+  }
+
+  uv_timer_init(loop, &e->timer);
+  uv_idle_init(loop, &e->kick);
+  e->timer.data = e;
+  e->kick.data = e;
+  e->handles_open = 2;
+
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, up_on_socket);
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, up_on_timer_set);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+  curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cfg->max_host_connections);
+  /* Cache as many idle connections as may be busy at once, so bursts do not churn TLS. */
+  curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, cfg->max_host_connections * 4);
+  *out = e;
+  return 0;
+}
+
+static void up_engine_handle_closed(uv_handle_t *h) {
+  struct up_engine *e = h->data;
+  if (--e->handles_open == 0)
+    free(e);
+}
+
+void up_engine_close(struct up_engine *e) {
+  /* Cleanup closes cached connections through up_close_socket, so the loop must still run. */
+  curl_multi_cleanup(e->multi);
+  for (size_t i = 0; i < e->nfree; i++)
+    curl_easy_cleanup(e->free_easy[i]);
+  e->nfree = 0;
+
+  /* Sockets curl only stopped watching but never closed (none expected) are closed here. */
+  for (size_t fd = 0; fd < e->nfd; fd++) {
+    struct up_socket *s = e->by_fd[fd];
+    if (s != NULL) {
+      e->by_fd[fd] = NULL;
+      uv_close((uv_handle_t *)&s->poll, up_socket_closed);
+    }
+  }
+  free(e->by_fd);
+  e->by_fd = NULL;
+
+  uv_close((uv_handle_t *)&e->timer, up_engine_handle_closed);
+  uv_close((uv_handle_t *)&e->kick, up_engine_handle_closed);
+}

@@ -1,0 +1,73 @@
+/*
+ * upstream.h: provider calls over one curl multi handle driven by the libuv loop.
+ *
+ * The engine uses curl's multi socket interface: curl tells us which sockets to watch
+ * (uv_poll) and when to wake it (uv_timer, or a uv_idle for "now"), and we hand every event
+ * back with curl_multi_socket_action. Nothing here blocks the loop.
+ *
+ * Ownership: the caller owns each struct up_call and keeps it alive until on_done runs or
+ * until up_call_cancel returns. on_done is never called from inside a curl callback, so it
+ * may start or cancel other calls. The engine owns the easy handles and recycles them.
+ */
+#ifndef UCRM_UPSTREAM_H
+#define UCRM_UPSTREAM_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "config.h"
+
+struct up_engine;
+struct up_call;
+
+typedef void (*up_done_cb)(struct up_call *c);
+
+/* Called for each response header of the final response, name lower-cased. */
+typedef void (*up_header_cb)(struct up_call *c, const char *name, const char *value);
+
+struct up_call {
+  /* in: set by the caller before up_call_start */
+  const char *method;
+  const char *url;
+  struct curl_slist *headers; /* owned by the caller */
+  const char *body;
+  size_t body_len;
+  long timeout_ms; /* whole transfer, queueing inside curl included */
+  up_done_cb on_done;
+  up_header_cb on_header; /* may be NULL */
+  void *data;             /* for the caller */
+
+  /* out: valid in on_done */
+  CURLcode result;
+  long status;
+  struct ubuf resp; /* response body; its cap is set by the caller with ubuf_init */
+  char content_type[128];
+  char retry_after[64];
+  long num_connects; /* new connections this transfer opened (0 when one was reused) */
+
+  /* private */
+  CURL *easy;
+  struct up_engine *eng;
+  int in_body; /* headers of the final response are being read */
+};
+
+int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct up_engine **out);
+
+/* Queues the transfer; it starts on the next loop iteration. Returns 0 or a UCRM_E* code. */
+int up_call_start(struct up_engine *e, struct up_call *c);
+
+/* Stops a started call at once; on_done will not run. Safe on a call that already finished. */
+void up_call_cancel(struct up_call *c);
+
+/* Number of transfers in flight. */
+int up_engine_active(const struct up_engine *e);
+
+/*
+ * Cancels nothing: every call must have finished or been cancelled. Closes cached connections
+ * and the engine's handles; the engine's memory is freed from a close callback, so run the
+ * loop afterwards until it has no more handles.
+ */
+void up_engine_close(struct up_engine *e);
+
+#endif
