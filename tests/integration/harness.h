@@ -1,0 +1,83 @@
+/*
+ * harness.h: what the integration tests share: starting the mock CRM and unicrm as real
+ * processes on ephemeral ports, real HTTP exchanges with them, and the mock's record of the
+ * calls it received.
+ *
+ * Set UNICRM_WRAPPER (e.g. "valgrind --error-exitcode=99 --leak-check=full") to run unicrm
+ * under a tool; h_stop then fails the test if the process did not exit 0.
+ */
+#ifndef UCRM_TEST_HARNESS_H
+#define UCRM_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <yajl/yajl_tree.h>
+
+struct h_proc {
+  pid_t pid;
+  int port;
+  char log_path[256];
+};
+
+struct h_resp {
+  long status;
+  char *body;
+  size_t len;
+  char *headers; /* raw header block, lower-cased names */
+};
+
+/* Fixed test credentials the mock accepts. */
+#define H_PD_TOKEN "pd-test-token"
+#define H_CLOSE_KEY "close-test-key"
+#define H_ATTIO_TOKEN "attio-test-token"
+#define H_SF_TOKEN "sf-test-token"
+
+/* Account ids of the test config. */
+#define H_PIPEDRIVE "62f44730-dd91-461e-bd6a-aedd9e0ad79d"
+#define H_CLOSE "0b6f8e3a-4c1d-4e2b-9a7f-3d5c6b7a8e91"
+#define H_ATTIO "7c2d9e4f-1a3b-4c5d-8e6f-9a0b1c2d3e4f"
+#define H_SALESFORCE "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+#define H_SALESFORCE_NOREFRESH "b1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+#define H_CLOSE_BEARER "0c6f8e3a-4c1d-4e2b-9a7f-3d5c6b7a8e91"
+#define H_PIPEDRIVE_OAUTH "72f44730-dd91-461e-bd6a-aedd9e0ad79d"
+
+int h_mock_start(struct h_proc *m);
+
+/*
+ * Starts unicrm against the mock on mock_port. extra is inserted at the top level of the
+ * config (e.g. "\"upstream\":{\"max_retries\":0},"), or NULL.
+ */
+int h_unicrm_start(struct h_proc *u, int mock_port, const char *extra);
+
+/* SIGTERM and wait; returns the exit status (0 on a clean exit), -1 on a crash or timeout. */
+int h_stop(struct h_proc *p);
+
+int h_request(int port, const char *method, const char *target, const char *body,
+              const char *header, struct h_resp *out);
+void h_resp_free(struct h_resp *r);
+
+/* The value of a response header (case-insensitive name), copied into out; NULL if absent. */
+const char *h_header(const struct h_resp *r, const char *name, char *out, size_t outlen);
+
+/* POSTs body to /unified/crm/associations?integrated_account_id=<acct><query>. */
+int h_associate(int port, const char *acct, const char *query, const char *body,
+                struct h_resp *out);
+
+yajl_val h_json(const char *text);
+const char *h_str(yajl_val v, const char *path); /* "a/b/0/c"; NULL if absent or not string */
+long long h_int(yajl_val v, const char *path, long long fallback);
+yajl_val h_get(yajl_val v, const char *path);
+
+int h_mock_reset(int mock_port);
+int h_mock_post(int mock_port, const char *path, const char *json);
+yajl_val h_mock_calls(int mock_port); /* caller frees with yajl_tree_free */
+size_t h_mock_ncalls(int mock_port);
+
+/* Whether the file holds the string; for checking logs. */
+int h_file_contains(const char *path, const char *needle);
+
+/* A raw TCP exchange: sends data, reads until the peer closes or timeout_ms passes. */
+int h_raw(int port, const char *data, size_t len, int timeout_ms, char *out, size_t outlen);
+
+#endif
