@@ -368,6 +368,7 @@ static int srv_on_message_begin(llhttp_t *p) {
   c->expect_continue = 0;
   c->hname_len = 0;
   c->hvalue_len = 0;
+  c->err_status = 0;
   memset(r, 0, sizeof(*r));
   r->conn = c;
   r->start_ms = srv_now_ms(c->srv);
@@ -429,8 +430,11 @@ static int srv_on_headers_complete(llhttp_t *p) {
   struct srv_conn *c = srv_conn_of(p);
   long max_body = c->srv->limits.max_body_bytes;
 
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)max_body)
-    return srv_user_error(c, 413);
+  /* -1 is how on_headers_complete fails; other values mean "no body" or "upgrade". */
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)max_body) {
+    srv_user_error(c, 413);
+    return -1;
+  }
 
   /* Ask for the body only once we know we would accept it. */
   int has_body = p->content_length > 0 || (p->flags & F_CHUNKED);
@@ -502,7 +506,8 @@ static void srv_dispatch(struct srv_conn *c) {
 }
 
 static void srv_parse_error(struct srv_conn *c, llhttp_errno_t err) {
-  if (err == HPE_USER) {
+  if (c->err_status != 0) {
+    /* One of our callbacks refused the request; llhttp reports it under several codes. */
     int st = c->err_status;
     srv_fail(c, st, st == 413 ? "request body is over the size limit"
                     : st == 414 ? "request URL is too long"
