@@ -86,8 +86,13 @@ struct ucrm_provider {
   /* Reads one response header (name lower-cased) into rl; may be NULL. */
   void (*ratelimit_header)(const char *name, const char *value, struct ucrm_ratelimit *rl);
 
-  /* Frees ucrm_account.state; NULL when the provider keeps none. */
-  void (*free_state)(void *state);
+  /*
+   * Token refresh, for providers whose tokens expire (NULL otherwise). refresh_request fills
+   * the token endpoint URL and the form body, or fails if the account has no refresh
+   * credentials; refresh_reply installs the new token from a 2xx reply.
+   */
+  int (*refresh_request)(const struct ucrm_account *acct, struct ubuf *url, struct ubuf *form);
+  int (*refresh_reply)(struct ucrm_account *acct, const struct jv *body);
 };
 
 const struct ucrm_provider *ucrm_provider_find(const char *name);

@@ -262,6 +262,60 @@ static void sf_ratelimit_header(const char *name, const char *value, struct ucrm
   }
 }
 
+#define SF_DEFAULT_TOKEN_URL "https://login.salesforce.com/services/oauth2/token"
+
+static int sf_form_pair(struct ubuf *form, const char *k, const char *v) {
+  int rc = form->len > 0 ? ubuf_putc(form, '&') : 0;
+  rc = rc != 0 ? rc : ubuf_puts(form, k);
+  rc = rc != 0 ? rc : ubuf_putc(form, '=');
+  return rc != 0 ? rc : ubuf_append_pct(form, v, strlen(v));
+}
+
+/* The OAuth refresh-token grant, form-encoded. */
+static int sf_refresh_request(const struct ucrm_account *acct, struct ubuf *url,
+                              struct ubuf *form) {
+  const struct ucrm_credentials *c = &acct->cred;
+  if (c->refresh_token == NULL || c->client_id == NULL || c->client_secret == NULL)
+    return UCRM_EINVAL;
+
+  int rc = ubuf_puts(url, c->token_url != NULL ? c->token_url : SF_DEFAULT_TOKEN_URL);
+  rc = rc != 0 ? rc : sf_form_pair(form, "grant_type", "refresh_token");
+  rc = rc != 0 ? rc : sf_form_pair(form, "refresh_token", c->refresh_token);
+  rc = rc != 0 ? rc : sf_form_pair(form, "client_id", c->client_id);
+  return rc != 0 ? rc : sf_form_pair(form, "client_secret", c->client_secret);
+}
+
+/*
+ * A refresh answers access_token and instance_url (no expiry: the token lives as long as the
+ * org's session). The instance URL is taken too, as Salesforce may move an org.
+ */
+static int sf_refresh_reply(struct ucrm_account *acct, const struct jv *body) {
+  const char *token = sf_str(body, "access_token");
+  const char *instance = sf_str(body, "instance_url");
+  if (token == NULL || token[0] == '\0' || strpbrk(token, "\r\n") != NULL)
+    return UCRM_EINVAL;
+
+  char *t = strdup(token);
+  if (t == NULL)
+    return UCRM_ENOMEM;
+  free(acct->cred.access_token);
+  acct->cred.access_token = t;
+
+  int web = instance != NULL && (strncmp(instance, "https://", 8) == 0 ||
+                                 strncmp(instance, "http://", 7) == 0);
+  if (web && strpbrk(instance, " \r\n?#") == NULL) {
+    size_t n = strlen(instance);
+    while (n > 0 && instance[n - 1] == '/')
+      n--;
+    char *u = strndup(instance, n);
+    if (u != NULL) {
+      free(acct->base_url);
+      acct->base_url = u;
+    }
+  }
+  return 0;
+}
+
 const struct ucrm_provider ucrm_provider_salesforce = {
     .name = "salesforce",
     .default_base_url = NULL,
@@ -271,4 +325,6 @@ const struct ucrm_provider ucrm_provider_salesforce = {
     .auth_header = sf_auth_header,
     .verdict = sf_verdict,
     .ratelimit_header = sf_ratelimit_header,
+    .refresh_request = sf_refresh_request,
+    .refresh_reply = sf_refresh_reply,
 };

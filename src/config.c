@@ -451,8 +451,8 @@ void ucrm_config_free(struct ucrm_config *cfg) {
 
   for (size_t i = 0; i < cfg->naccounts; i++) {
     struct ucrm_account *a = &cfg->accounts[i];
-    if (a->state != NULL && a->provider->free_state != NULL)
-      a->provider->free_state(a->state);
+    if (a->runtime != NULL)
+      a->runtime_free(a->runtime);
     cfg_free_credentials(&a->cred);
     free(a->base_url);
   }

@@ -49,7 +49,8 @@ struct ucrm_account {
   const struct ucrm_provider *provider;
   char *base_url; /* scheme://host[:port][/prefix], never with a trailing slash */
   struct ucrm_credentials cred;
-  void *state; /* provider runtime state (token refresh); owned by the provider */
+  void *runtime;                   /* run-time state of the core (token refresh) */
+  void (*runtime_free)(void *rt); /* frees runtime when the config goes away */
 };
 
 struct ucrm_config {

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "provider.h"
 #include "query.h"
+#include "refresh.h"
 #include "respond.h"
 
 #define JOB_REPLY_MAX (8 * 1024 * 1024) /* a provider body we hold whole (not streamed) */
@@ -36,6 +37,9 @@ struct job {
   uv_timer_t timer; /* waits between retries */
   int waiting;
   int streaming;
+  int refreshed;   /* this request already had its token refreshed once */
+  long token_gen;  /* the account's refresh generation when the current call started */
+  struct ucrm_refresh_waiter refresh;
 
   struct jv **replies;          /* per call: parsed reply, NULL for empty/non-JSON */
   long *statuses;               /* per call: provider status */
@@ -84,6 +88,7 @@ static void job_abort(void *data) {
   struct job *j = data;
   up_call_cancel(&j->call);
   uv_timer_stop(&j->timer);
+  ucrm_refresh_leave(j->acct, &j->refresh);
   ulog(ULOG_INFO, "pipeline", "req_id=%s msg=\"client went away; provider calls cancelled\" "
        "calls_done=%zu", j->req->request_id, j->cur);
   job_free(j);
@@ -375,6 +380,16 @@ static void job_on_done(struct up_call *c) {
     job_call_succeeded(j);
     return;
   }
+  if (j->verdict.refresh_token && !j->refreshed && ucrm_refresh_possible(j->acct)) {
+    j->refreshed = 1;
+    /* A refresh finished while this call was out: its 401 was for the old token. */
+    if (ucrm_refresh_generation(j->acct) != j->token_gen) {
+      job_start_call(j);
+      return;
+    }
+    if (ucrm_refresh_join(j->app->up, j->acct, &j->refresh) == 0)
+      return;
+  }
   if (j->verdict.retryable && job_retry(j))
     return;
 
@@ -414,9 +429,33 @@ static int job_headers(struct job *j) {
   return l != NULL ? 0 : UCRM_ENOMEM;
 }
 
+/* The account's token refresh ended: try the call again with the new token, or give up. */
+static void job_on_refreshed(void *data, int ok) {
+  struct job *j = data;
+  if (ok) {
+    job_start_call(j);
+    return;
+  }
+  if (j->statuses[j->cur] == 0) {
+    /* The request was only waiting for someone else's refresh and never got an answer. */
+    snprintf(j->verdict.message, sizeof(j->verdict.message), "token refresh failed");
+    job_mark_call(j, 0);
+    job_fail(j, 401, "the provider token expired and could not be refreshed", 0);
+    return;
+  }
+  job_mark_call(j, 0);
+  job_fail(j, 401, "the provider token expired and could not be refreshed", 1);
+}
+
 static void job_start_call(struct job *j) {
   const struct ucrm_call *call = &j->plan.calls[j->cur];
   uint64_t now = uv_now(j->app->loop);
+
+  /* A refresh is under way for this account: a call now would only carry the old token. */
+  if (ucrm_refresh_busy(j->acct) &&
+      ucrm_refresh_join(j->app->up, j->acct, &j->refresh) == 0)
+    return;
+
   if (now >= j->deadline) {
     snprintf(j->verdict.message, sizeof(j->verdict.message), "request deadline passed");
     job_fail(j, 504, "the request deadline passed before every write was made", 0);
@@ -429,6 +468,7 @@ static void job_start_call(struct job *j) {
     rc = ubuf_printf(&j->url, "?%s", j->q.remote_qs);
   rc = rc != 0 ? rc : job_headers(j);
 
+  j->token_gen = ucrm_refresh_generation(j->acct);
   long left = (long)(j->deadline - now);
   j->call.method = call->method;
   j->call.url = ubuf_cstr(&j->url);
@@ -529,6 +569,8 @@ static void app_associations(struct ucrm_app *app, struct srv_req *r) {
   j->call.on_done = job_on_done;
   j->call.on_header = job_on_header;
   j->call.data = j;
+  j->refresh.cb = job_on_refreshed;
+  j->refresh.data = j;
   uv_timer_init(app->loop, &j->timer);
   j->timer.data = j;
   app->jobs++;
