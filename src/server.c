@@ -459,7 +459,9 @@ static int srv_on_chunk_ext(llhttp_t *p, const char *at, size_t len) {
 
 static int srv_on_message_complete(llhttp_t *p) {
   struct srv_conn *c = srv_conn_of(p);
-  c->keep_alive = llhttp_should_keep_alive(p);
+  /* An Upgrade is ignored (RFC 9110 lets a server do so) and the connection closes after the
+   * answer, since the client may already be sending bytes of the other protocol. */
+  c->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
   /* Stop after one message: the next pipelined one waits until this one is answered. */
   return HPE_PAUSED;
 }

@@ -89,8 +89,8 @@ static int h_read_port(const char *log_path, int *port) {
 
 int h_unicrm_start(struct h_proc *u, int mp, const char *extra) {
   static int seq;
-  char cfg_path[256];
-  snprintf(cfg_path, sizeof(cfg_path), "/tmp/unicrm-test-%d-%d.json", (int)getpid(), ++seq);
+  char *cfg_path = u->cfg_path;
+  snprintf(cfg_path, sizeof(u->cfg_path), "/tmp/unicrm-test-%d-%d.json", (int)getpid(), ++seq);
   snprintf(u->log_path, sizeof(u->log_path), "/tmp/unicrm-test-%d-%d.log", (int)getpid(), seq);
 
   FILE *f = fopen(cfg_path, "w");

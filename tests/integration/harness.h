@@ -18,6 +18,7 @@ struct h_proc {
   pid_t pid;
   int port;
   char log_path[256];
+  char cfg_path[256];
 };
 
 struct h_resp {
