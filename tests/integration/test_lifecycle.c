@@ -1,0 +1,243 @@
+/*
+ * The process life cycle and connection limits: SIGTERM drains in-flight requests (new ones
+ * get 503) and exits 0; SIGHUP reloads the config atomically and keeps the old one when the
+ * new one is bad; a client that disconnects cancels its provider call; max_connections holds.
+ * Each test starts its own processes, since each ends or reshapes them.
+ */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define LEAD "adf21080-0e10-11eb-879b-05d71fb426ec"
+#define BODY "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" \
+             "{\"contacts\":[{\"id\":\"9\"}]}}"
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int teardown(void **state) {
+  if (g_fx.unicrm.pid > 0)
+    h_stop(&g_fx.unicrm);
+  h_stop(&g_fx.mock);
+  return 0;
+}
+
+struct bg {
+  pthread_t t;
+  const char *acct;
+  struct h_resp r;
+};
+
+static void *bg_run(void *p) {
+  struct bg *b = p;
+  h_associate(g_fx.unicrm.port, b->acct, NULL, BODY, &b->r);
+  return NULL;
+}
+
+static int connect_port(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static void test_sigterm_drains_in_flight(void **state) {
+  assert_int_equal(fx_start(NULL), 0);
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":700}"), 0);
+  /* An idle keep-alive connection opened before the signal. */
+  int idle = connect_port(g_fx.unicrm.port);
+  assert_true(idle >= 0);
+
+  struct bg b = {.acct = H_PIPEDRIVE};
+  pthread_create(&b.t, NULL, bg_run, &b);
+  sleep_ms(200);
+  kill(g_fx.unicrm.pid, SIGTERM);
+  sleep_ms(100);
+
+  /* While draining: the listener is closed, so new connections are refused. */
+  assert_int_equal(connect_port(g_fx.unicrm.port), -1);
+  char buf[64];
+  assert_true(read(idle, buf, sizeof(buf)) <= 0); /* the idle connection was closed */
+  close(idle);
+
+  pthread_join(b.t, NULL);
+  assert_int_equal(b.r.status, 201);
+  h_resp_free(&b.r);
+
+  int status;
+  assert_int_equal(waitpid(g_fx.unicrm.pid, &status, 0), g_fx.unicrm.pid);
+  g_fx.unicrm.pid = 0;
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_true(h_file_contains(g_fx.unicrm.log_path, "msg=\"drained; exiting\""));
+}
+
+/* A request pipelined behind an in-flight one is not started once draining begins. */
+static void test_pipelined_request_not_started_while_draining(void **state) {
+  assert_int_equal(fx_start(NULL), 0);
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":800}"), 0);
+  char req[512];
+  snprintf(req, sizeof(req),
+           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
+           "Host: x\r\nContent-Length: %zu\r\n\r\n%sGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+           strlen(BODY), BODY);
+  int fd = connect_port(g_fx.unicrm.port);
+  assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+  sleep_ms(200);
+  kill(g_fx.unicrm.pid, SIGTERM);
+
+  char out[8192];
+  size_t got = 0;
+  ssize_t n;
+  while (got < sizeof(out) - 1 && (n = read(fd, out + got, sizeof(out) - 1 - got)) > 0)
+    got += (size_t)n;
+  out[got] = '\0';
+  close(fd);
+  /* The in-flight write finished; the pipelined request behind it was not started. */
+  assert_non_null(strstr(out, "HTTP/1.1 201 "));
+  assert_non_null(strstr(out, "Connection: close"));
+  assert_null(strstr(out, "HTTP/1.1 200 "));
+}
+
+/* A request still arriving when draining begins is answered 503 with Connection: close. */
+static void test_request_completed_while_draining_gets_503(void **state) {
+  assert_int_equal(fx_start(NULL), 0);
+  char head[512];
+  snprintf(head, sizeof(head),
+           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
+           "Host: x\r\nContent-Length: %zu\r\n\r\n", strlen(BODY));
+  int fd = connect_port(g_fx.unicrm.port);
+  assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+  sleep_ms(150);
+  kill(g_fx.unicrm.pid, SIGTERM);
+  sleep_ms(150);
+  assert_int_equal(write(fd, BODY, strlen(BODY)), (ssize_t)strlen(BODY));
+
+  char out[4096];
+  size_t got = 0;
+  ssize_t n;
+  while (got < sizeof(out) - 1 && (n = read(fd, out + got, sizeof(out) - 1 - got)) > 0)
+    got += (size_t)n;
+  out[got] = '\0';
+  close(fd);
+  assert_memory_equal(out, "HTTP/1.1 503 ", 13);
+  assert_non_null(strstr(out, "Connection: close"));
+  assert_int_equal(h_mock_ncalls(g_fx.mock.port), 0);
+}
+
+static void test_client_disconnect_cancels_call(void **state) {
+  assert_int_equal(fx_start(NULL), 0);
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":1500}"), 0);
+  char req[512];
+  snprintf(req, sizeof(req),
+           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
+           "Host: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(BODY), BODY);
+  int fd = connect_port(g_fx.unicrm.port);
+  assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+  sleep_ms(300);
+  close(fd);
+  sleep_ms(300);
+  assert_true(h_file_contains(g_fx.unicrm.log_path, "client went away"));
+
+  /* The proxy carries on serving. */
+  struct h_resp r;
+  h_request(g_fx.unicrm.port, "GET", "/healthz", NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  h_resp_free(&r);
+}
+
+static void replace_in_file(const char *path, const char *from, const char *to) {
+  FILE *f = fopen(path, "rb");
+  char buf[16384];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *at = strstr(buf, from);
+  assert_non_null(at);
+
+  f = fopen(path, "wb");
+  fwrite(buf, 1, (size_t)(at - buf), f);
+  fputs(to, f);
+  fputs(at + strlen(from), f);
+  fclose(f);
+}
+
+static long associate_status(const char *acct) {
+  struct h_resp r;
+  h_associate(g_fx.unicrm.port, acct, NULL, BODY, &r);
+  long st = r.status;
+  h_resp_free(&r);
+  return st;
+}
+
+static void test_sighup_reload(void **state) {
+  const char *fresh = "11111111-2222-4333-8444-555555555555";
+  assert_int_equal(fx_start(NULL), 0);
+  assert_int_equal(associate_status(fresh), 404);
+
+  /* A good config: the pipedrive account gets a new id. */
+  replace_in_file(g_fx.unicrm.cfg_path, H_PIPEDRIVE, fresh);
+  kill(g_fx.unicrm.pid, SIGHUP);
+  sleep_ms(300);
+  assert_int_equal(associate_status(fresh), 201);
+  assert_int_equal(associate_status(H_PIPEDRIVE), 404);
+
+  /* A bad config: rejected, and the running one stays. */
+  replace_in_file(g_fx.unicrm.cfg_path, "\"provider\":\"pipedrive\"", "\"provider\":\"nope\"");
+  kill(g_fx.unicrm.pid, SIGHUP);
+  sleep_ms(300);
+  assert_true(h_file_contains(g_fx.unicrm.log_path, "reload failed; keeping the running config"));
+  assert_int_equal(associate_status(fresh), 201);
+}
+
+static void test_max_connections(void **state) {
+  assert_int_equal(fx_start("\"limits\":{\"max_connections\":3},"), 0);
+  int fds[3];
+  for (int i = 0; i < 3; i++)
+    fds[i] = connect_port(g_fx.unicrm.port);
+  sleep_ms(100);
+
+  /* The fourth is accepted by the kernel, then closed by unicrm without an answer. */
+  char out[256];
+  int n = h_raw(g_fx.unicrm.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 35, 1000, out,
+                sizeof(out));
+  assert_int_equal(n, 0);
+
+  close(fds[0]);
+  sleep_ms(100);
+  n = h_raw(g_fx.unicrm.port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            54, 1000, out, sizeof(out));
+  assert_true(n > 0);
+  assert_memory_equal(out, "HTTP/1.1 200 ", 13);
+  close(fds[1]);
+  close(fds[2]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_sigterm_drains_in_flight, teardown),
+      cmocka_unit_test_teardown(test_pipelined_request_not_started_while_draining, teardown),
+      cmocka_unit_test_teardown(test_request_completed_while_draining_gets_503, teardown),
+      cmocka_unit_test_teardown(test_client_disconnect_cancels_call, teardown),
+      cmocka_unit_test_teardown(test_sighup_reload, teardown),
+      cmocka_unit_test_teardown(test_max_connections, teardown),
+  };
+  return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
+}
