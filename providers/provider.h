@@ -35,6 +35,7 @@ struct ucrm_call {
   size_t body_len;
   struct ucrm_link *links;
   size_t nlinks;
+  int reply_checked; /* the verdict reads the reply body (a 2xx may still hold failures) */
 };
 
 struct ucrm_plan {

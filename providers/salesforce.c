@@ -125,6 +125,8 @@ static int sf_collection(struct ucrm_plan *plan, const struct ucrm_account *acct
   }
   /* remote_data is already inside each record. */
   rc = ucrm_plan_add(plan, "PATCH", path, body, NULL);
+  if (rc == 0)
+    plan->calls[plan->n - 1].reply_checked = 1;
   for (size_t i = from; i < from + n && rc == 0; i++)
     rc = ucrm_plan_link(plan, UCRM_KIND_OPPORTUNITIES, opps->ids[i]);
   return rc;

@@ -12,9 +12,11 @@
 #include "provider.h"
 #include "query.h"
 #include "refresh.h"
+#include "relay.h"
 #include "respond.h"
 
 #define JOB_REPLY_MAX (8 * 1024 * 1024) /* a provider body we hold whole (not streamed) */
+#define JOB_VERDICT_MAX (1024 * 1024)   /* what we keep of a relayed body to judge it */
 #define JOB_BACKOFF_BASE_MS 200
 #define JOB_BACKOFF_MAX_MS 5000
 
@@ -36,7 +38,10 @@ struct job {
   struct ubuf url;
   uv_timer_t timer; /* waits between retries */
   int waiting;
-  int streaming;
+  struct relay relay; /* the stream and raw formats */
+  int relaying;       /* the current call's 2xx body goes to the client as it arrives */
+  int relayed;        /* ...and some of it already went */
+  int paused;         /* the current call waits for the client to read */
   int refreshed;   /* this request already had its token refreshed once */
   long token_gen;  /* the account's refresh generation when the current call started */
   struct ucrm_refresh_waiter refresh;
@@ -71,6 +76,7 @@ static void job_freed(uv_handle_t *h) {
   ucrm_plan_free(&j->plan);
   ucrm_assoc_free(&j->a);
   ucrm_query_free(&j->q);
+  relay_free(&j->relay);
   curl_slist_free_all(j->headers);
   ubuf_free(&j->url);
   ubuf_free(&j->call.resp);
@@ -126,6 +132,12 @@ static void job_answer_raw(struct job *j) {
   j->req->log_calls = (int)j->plan.n;
   j->req->log_retries = j->retries;
 
+  if (j->plan.n == 1 && j->relayed) {
+    relay_raw_end(&j->relay);
+    ubuf_free(&h);
+    job_free(j);
+    return;
+  }
   if (j->plan.n == 1) {
     /* One call: its status, Content-Type and bytes as the provider sent them. */
     const char *ct = j->call.content_type[0] ? j->call.content_type : NULL;
@@ -170,57 +182,84 @@ static void job_answer_success(struct job *j) {
 
 /* ---- stream format ---- */
 
-static void job_stream_json(struct job *j, struct jv *line) {
-  size_t len = 0;
-  char *text = line != NULL ? jv_dump(line, &len) : NULL;
-  jv_free(line);
-  if (text == NULL)
-    return;
-  text[len] = '\n'; /* jv_dump's NUL becomes the line's end */
-  srv_stream_write(j->req, text, len + 1);
-  free(text);
+static void job_stream_head(struct job *j) {
+  struct ubuf h;
+  ubuf_init(&h, 1024);
+  job_ratelimit_headers(j, &h);
+  relay_stream_begin(&j->relay, ubuf_cstr(&h));
+  ubuf_free(&h);
 }
 
+/* The current call's line: closes a relayed one, or writes it whole from the held reply. */
 static void job_stream_line(struct job *j, const char *status) {
-  if (!j->streaming) {
-    struct ubuf h;
-    ubuf_init(&h, 1024);
-    job_ratelimit_headers(j, &h);
-    srv_stream_begin(j->req, 200, "application/x-ndjson", ubuf_cstr(&h));
-    ubuf_free(&h);
-    j->streaming = 1;
+  job_stream_head(j);
+  const char *error = strcmp(status, "applied") != 0 ? j->verdict.message : NULL;
+  if (j->relay.line_open) {
+    relay_line_close(&j->relay, status, error);
+    return;
   }
-
-  struct jv *line = ucrm_body_stream_line(&j->plan.calls[j->cur], status, j->statuses[j->cur],
-                                          j->replies[j->cur]);
-  ucrm_respond_shape(line, &j->q);
-  job_stream_json(j, line);
+  relay_line(&j->relay, &j->plan.calls[j->cur], status, j->statuses[j->cur],
+             j->replies[j->cur]);
 }
 
 static void job_stream_end(struct job *j, const char *status, const char *error) {
-  struct jv *o = jv_new(JV_OBJECT);
-  struct jv *errors = jv_new(JV_ARRAY);
-  if (o != NULL && errors != NULL) {
-    if (error != NULL)
-      jv_arr_push(errors, jv_new_string(error, strlen(error)));
-    jv_obj_set(o, "entity_id", jv_new_string(j->a.entity_id, strlen(j->a.entity_id)));
-    const char *ent = ucrm_entity_name(j->a.entity);
-    jv_obj_set(o, "entity", jv_new_string(ent, strlen(ent)));
-    struct jv *head = ucrm_body_unified(&j->a, &j->plan, j->replies);
-    struct jv *assoc = jv_obj_get(head, "associations");
-    jv_obj_set(o, "associations", assoc != NULL ? jv_copy(assoc) : jv_new(JV_NULL));
-    jv_free(head);
-    jv_obj_set(o, "status", jv_new_string(status, strlen(status)));
-    jv_obj_set(o, "errors", errors);
-    errors = NULL;
-  }
-  jv_free(errors);
-  job_stream_json(j, o);
-
   j->req->log_calls = (int)(j->cur + (j->cur < j->plan.n));
   j->req->log_retries = j->retries;
-  srv_stream_end(j->req);
+  relay_summary(&j->relay, j->results, j->nresults, status, error);
   job_free(j);
+}
+
+/*
+ * Body bytes of a call whose answer is relayed. Error bodies are small and kept whole for the
+ * verdict; a 2xx body goes to the client as it comes, unless the client is behind, in which
+ * case curl holds the bytes and stops reading until the client has caught up.
+ */
+static size_t job_on_data(struct up_call *c, const char *p, size_t n) {
+  struct job *j = c->data;
+  const struct ucrm_call *call = &j->plan.calls[j->cur];
+  long status = up_call_status(c);
+  if (status < 200 || status >= 300)
+    return ubuf_append(&c->resp, p, n) == 0 ? n : 0;
+
+  if (relay_backpressured(&j->relay)) {
+    j->paused = 1;
+    return UP_DATA_PAUSE;
+  }
+
+  if (!j->relayed) {
+    j->relayed = 1;
+    if (j->q.format == UCRM_FMT_RAW) {
+      struct ubuf h;
+      ubuf_init(&h, 1024);
+      job_ratelimit_headers(j, &h);
+      relay_raw_begin(&j->relay, (int)status, c->content_type[0] ? c->content_type : NULL,
+                      ubuf_cstr(&h));
+      ubuf_free(&h);
+    } else {
+      job_stream_head(j);
+      if (relay_line_open(&j->relay, call, status) != 0)
+        return 0;
+    }
+  }
+
+  /* Bodies judged by their content keep a bounded copy; past it the verdict sees none. */
+  if (call->reply_checked && ubuf_append(&c->resp, p, n) != 0) {
+    ubuf_free(&c->resp);
+    c->resp.max = 0;
+  }
+  if (j->q.format == UCRM_FMT_RAW)
+    relay_raw_data(&j->relay, p, n);
+  else
+    relay_line_data(&j->relay, p, n);
+  return n;
+}
+
+static void job_on_client_drained(void *data) {
+  struct job *j = data;
+  if (!j->paused)
+    return;
+  j->paused = 0;
+  up_call_resume(&j->call);
 }
 
 /* ---- call outcomes ---- */
@@ -254,7 +293,7 @@ static void job_fail(struct job *j, int status, const char *message, int remote)
     extra = retry;
   }
 
-  if (j->streaming) {
+  if (j->relay.started && j->q.format == UCRM_FMT_STREAM) {
     job_stream_line(j, "failed");
     int any = 0;
     for (size_t i = 0; i < j->nresults; i++)
@@ -333,8 +372,19 @@ static int job_retry(struct job *j) {
 static void job_transport_failed(struct job *j) {
   CURLcode rc = j->call.result;
   int timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-  /* A response over our cap will be as large next time; anything else may pass on a retry. */
-  if (rc != CURLE_WRITE_ERROR && job_retry(j))
+
+  /* Raw bytes already relayed cannot be taken back: cut the response so it shows. */
+  if (j->relayed && j->q.format == UCRM_FMT_RAW) {
+    ulog(ULOG_WARN, "pipeline", "req_id=%s provider=%s msg=\"relayed body broke off\" "
+         "curl=%d", j->req->request_id, j->acct->provider->name, (int)rc);
+    srv_req_abort(j->req);
+    job_free(j);
+    return;
+  }
+
+  /* A response over our cap will be as large next time; anything else may pass on a retry,
+   * unless part of it already reached the client. */
+  if (rc != CURLE_WRITE_ERROR && !j->relayed && job_retry(j))
     return;
 
   char msg[256];
@@ -358,6 +408,7 @@ static void job_on_done(struct up_call *c) {
   ulog(ULOG_DEBUG, "upstream", "req_id=%s provider=%s method=%s status=%ld curl=%d "
        "new_connections=%ld", j->req->request_id, j->acct->provider->name,
        j->plan.calls[j->cur].method, c->status, (int)c->result, c->num_connects);
+  j->paused = 0;
 
   if (c->result != CURLE_OK) {
     job_transport_failed(j);
@@ -469,6 +520,11 @@ static void job_start_call(struct job *j) {
   rc = rc != 0 ? rc : job_headers(j);
 
   j->token_gen = ucrm_refresh_generation(j->acct);
+  j->relaying = j->q.format == UCRM_FMT_STREAM ||
+                (j->q.format == UCRM_FMT_RAW && j->plan.n == 1 && !call->reply_checked);
+  j->relayed = 0;
+  j->call.on_data = j->relaying ? job_on_data : NULL;
+  j->call.resp.max = j->relaying ? JOB_VERDICT_MAX : JOB_REPLY_MAX;
   long left = (long)(j->deadline - now);
   j->call.method = call->method;
   j->call.url = ubuf_cstr(&j->url);
@@ -589,6 +645,8 @@ static void app_associations(struct ucrm_app *app, struct srv_req *r) {
   }
 
   srv_req_on_abort(r, job_abort, j);
+  srv_req_on_drain(r, job_on_client_drained, j);
+  relay_init(&j->relay, r, &j->q, &j->a);
   job_start_call(j);
 }
 

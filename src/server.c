@@ -151,6 +151,10 @@ static void srv_on_write(uv_write_t *req, int status) {
     srv_conn_close(c);
     return;
   }
+
+  /* A streaming handler paused its provider while the client caught up: wake it. */
+  if (c->writes_pending == 0 && c->state == SRV_BUSY && c->req.on_drain != NULL)
+    c->req.on_drain(c->req.drain_data);
   srv_after_write(c);
 }
 
@@ -250,7 +254,10 @@ void srv_respond(struct srv_req *r, int status, const char *content_type,
 
   r->status = status;
   int rc = srv_head(&out, c, status, content_type, extra_headers);
-  rc = rc != 0 ? rc : ubuf_printf(&out, "Content-Length: %zu\r\n\r\n", len);
+  if (status == 204 || status == 304)
+    len = 0; /* these never carry a body, nor a Content-Length for one */
+  rc = rc != 0 ? rc : status == 204 || status == 304 ? ubuf_puts(&out, "\r\n")
+                                                      : ubuf_printf(&out, "Content-Length: %zu\r\n\r\n", len);
   rc = rc != 0 ? rc : ubuf_append(&out, body, len);
   if (rc != 0) {
     ubuf_free(&out);
@@ -307,6 +314,14 @@ void srv_stream_end(struct srv_req *r) {
     srv_send(r->conn, end, 5);
   r->streaming = 0;
   srv_req_done(r->conn);
+}
+
+void srv_req_abort(struct srv_req *r) {
+  r->on_abort = NULL;
+  r->on_drain = NULL;
+  r->status = r->status ? r->status : 502;
+  srv_access_log(r->conn);
+  srv_conn_close(r->conn);
 }
 
 size_t srv_req_pending_bytes(const struct srv_req *r) {
@@ -654,6 +669,11 @@ static void srv_conn_close(struct srv_conn *c) {
 
   uv_close((uv_handle_t *)&c->timer, srv_conn_freed);
   uv_close((uv_handle_t *)&c->tcp, srv_conn_freed);
+}
+
+void srv_req_on_drain(struct srv_req *r, srv_drain_cb cb, void *data) {
+  r->on_drain = cb;
+  r->drain_data = data;
 }
 
 void srv_req_on_abort(struct srv_req *r, srv_abort_cb cb, void *data) {

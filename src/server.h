@@ -26,6 +26,7 @@ struct srv_req;
 
 typedef void (*srv_request_cb)(struct srv_req *r, void *data);
 typedef void (*srv_abort_cb)(void *data);
+typedef void (*srv_drain_cb)(void *data);
 typedef void (*srv_drained_cb)(struct srv *s);
 
 enum srv_method { SRV_GET, SRV_POST, SRV_OTHER };
@@ -51,6 +52,8 @@ struct srv_req {
   struct srv_conn *conn;
   srv_abort_cb on_abort;
   void *abort_data;
+  srv_drain_cb on_drain;
+  void *drain_data;
   int status;
   int streaming;
 };
@@ -99,6 +102,16 @@ void srv_stream_begin(struct srv_req *r, int status, const char *content_type,
                       const char *extra_headers);
 void srv_stream_write(struct srv_req *r, const char *data, size_t len);
 void srv_stream_end(struct srv_req *r);
+
+/* Registers a callback for when every queued byte of the response has reached the socket. */
+void srv_req_on_drain(struct srv_req *r, srv_drain_cb cb, void *data);
+
+/*
+ * Ends a response that cannot be finished properly (a relayed body broke off): the connection
+ * closes at once, so the client sees a truncated message rather than a complete wrong one.
+ * The abort callback is not run.
+ */
+void srv_req_abort(struct srv_req *r);
 
 /* Bytes queued to the client socket and not yet written. */
 size_t srv_req_pending_bytes(const struct srv_req *r);

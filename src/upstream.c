@@ -35,9 +35,27 @@ struct up_engine {
   size_t nfree;
   int active;
   int handles_open; /* timer + kick, freed once both closed */
+
+  /*
+   * Transfers cancelled from inside one of curl's callbacks, where curl refuses multi calls;
+   * they are removed as soon as the outer curl call returns.
+   */
+  int in_callback;
+  CURL **orphans;
+  size_t norphans, orphans_cap;
 };
 
 static void up_drain(struct up_engine *e);
+static void up_recycle(struct up_engine *e, CURL *easy);
+
+static void up_reap_orphans(struct up_engine *e) {
+  for (size_t i = 0; i < e->norphans; i++) {
+    curl_multi_remove_handle(e->multi, e->orphans[i]);
+    up_recycle(e, e->orphans[i]);
+    e->active--;
+  }
+  e->norphans = 0;
+}
 
 static void up_socket_action(struct up_engine *e, curl_socket_t fd, int flags) {
   int running;
@@ -45,6 +63,7 @@ static void up_socket_action(struct up_engine *e, curl_socket_t fd, int flags) {
   if (mc != CURLM_OK)
     ulog(ULOG_ERROR, "upstream", "msg=\"curl_multi_socket_action failed\" error=\"%s\"",
          curl_multi_strerror(mc));
+  up_reap_orphans(e);
 
   /* Drain after every call, whatever running says: the last transfer may just have ended. */
   up_drain(e);
@@ -185,6 +204,12 @@ static void up_recycle(struct up_engine *e, CURL *easy) {
 static void up_finish(struct up_engine *e, CURL *easy, CURLcode result) {
   struct up_call *c = NULL;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
+  if (c == NULL) {
+    curl_multi_remove_handle(e->multi, easy);
+    up_recycle(e, easy);
+    e->active--;
+    return;
+  }
 
   c->result = result;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &c->status);
@@ -213,7 +238,32 @@ static void up_drain(struct up_engine *e) {
 
 static size_t up_on_body(char *p, size_t size, size_t n, void *userp) {
   struct up_call *c = userp;
-  return ubuf_append(&c->resp, p, n) == 0 ? n : 0;
+  if (c == NULL)
+    return 0; /* cancelled: fail the orphaned transfer */
+  if (c->on_data == NULL)
+    return ubuf_append(&c->resp, p, n) == 0 ? n : 0;
+
+  struct up_engine *e = c->eng;
+  e->in_callback++;
+  size_t taken = c->on_data(c, p, n);
+  e->in_callback--;
+  return taken;
+}
+
+long up_call_status(const struct up_call *c) {
+  long status = 0;
+  if (c->easy != NULL)
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+  return status;
+}
+
+void up_call_resume(struct up_call *c) {
+  if (c->easy == NULL)
+    return;
+  /* Unpausing may hand held bytes to on_data right here, which may cancel the call. */
+  struct up_engine *e = c->eng;
+  curl_easy_pause(c->easy, CURLPAUSE_CONT);
+  up_reap_orphans(e);
 }
 
 /* Copies a header value, cutting it to fit; the fields it fills hold short tokens. */
@@ -227,6 +277,8 @@ static void up_copy_value(char *dst, size_t dstlen, const char *v) {
 
 static size_t up_on_header(char *p, size_t size, size_t n, void *userp) {
   struct up_call *c = userp;
+  if (c == NULL)
+    return 0;
 
   /* A new status line starts a new response (after a 1xx): forget what came before. */
   if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
@@ -335,10 +387,31 @@ void up_call_cancel(struct up_call *c) {
     return;
 
   struct up_engine *e = c->eng;
-  curl_multi_remove_handle(e->multi, c->easy);
-  up_recycle(e, c->easy);
+  CURL *easy = c->easy;
   c->easy = NULL;
-  e->active--;
+  if (e->in_callback == 0) {
+    curl_multi_remove_handle(e->multi, easy);
+    up_recycle(e, easy);
+    e->active--;
+    return;
+  }
+
+  /* Inside a curl callback: detach the call now, remove the transfer once curl returns. */
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+  if (e->norphans == e->orphans_cap) {
+    size_t cap = e->orphans_cap ? e->orphans_cap * 2 : 8;
+    CURL **grown = realloc(e->orphans, cap * sizeof(*grown));
+    if (grown == NULL) {
+      /* Without room to remember it, the transfer fails at its next callback and its
+       * completion is ignored by up_finish. */
+      return;
+    }
+    e->orphans = grown;
+    e->orphans_cap = cap;
+  }
+  e->orphans[e->norphans++] = easy;
 }
 
 int up_engine_active(const struct up_engine *e) {
@@ -398,6 +471,8 @@ void up_engine_close(struct up_engine *e) {
   }
   free(e->by_fd);
   e->by_fd = NULL;
+  free(e->orphans);
+  e->orphans = NULL;
 
   uv_close((uv_handle_t *)&e->timer, up_engine_handle_closed);
   uv_close((uv_handle_t *)&e->kick, up_engine_handle_closed);

@@ -26,6 +26,14 @@ typedef void (*up_done_cb)(struct up_call *c);
 /* Called for each response header of the final response, name lower-cased. */
 typedef void (*up_header_cb)(struct up_call *c, const char *name, const char *value);
 
+/*
+ * Takes response body bytes instead of the resp buffer. Returns n when it took them all,
+ * UP_DATA_PAUSE to have curl hold them and stop reading until up_call_resume, or 0 to fail
+ * the transfer.
+ */
+typedef size_t (*up_data_cb)(struct up_call *c, const char *p, size_t n);
+#define UP_DATA_PAUSE CURL_WRITEFUNC_PAUSE
+
 struct up_call {
   /* in: set by the caller before up_call_start */
   const char *method;
@@ -36,6 +44,7 @@ struct up_call {
   long timeout_ms; /* whole transfer, queueing inside curl included */
   up_done_cb on_done;
   up_header_cb on_header; /* may be NULL */
+  up_data_cb on_data;     /* may be NULL: the body then goes to resp */
   void *data;             /* for the caller */
 
   /* out: valid in on_done */
@@ -56,6 +65,12 @@ int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct u
 
 /* Queues the transfer; it starts on the next loop iteration. Returns 0 or a UCRM_E* code. */
 int up_call_start(struct up_engine *e, struct up_call *c);
+
+/* The HTTP status of the response being received (0 before its status line). */
+long up_call_status(const struct up_call *c);
+
+/* Lets a transfer paused by its on_data callback read again. */
+void up_call_resume(struct up_call *c);
 
 /* Stops a started call at once; on_done will not run. Safe on a call that already finished. */
 void up_call_cancel(struct up_call *c);
