@@ -116,6 +116,9 @@ static int at_values(const struct ucrm_assoc *a, struct jv *values, const char *
 
 static int at_plan(const struct ucrm_assoc *a, const struct ucrm_account *acct,
                    struct ucrm_plan *plan, struct ucrm_err *err) {
+  if (!(ucrm_provider_attio.entities >> a->entity & 1u))
+    return ucrm_err_set(err, 400, "unsupported_association: attio does not support entity %s",
+                        ucrm_entity_name(a->entity));
   int rc = at_validate(a, err);
   if (rc != 0)
     return rc;

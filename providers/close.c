@@ -161,6 +161,9 @@ static int cl_plan_opportunity(const struct ucrm_assoc *a, struct ucrm_plan *pla
 
 static int cl_plan(const struct ucrm_assoc *a, const struct ucrm_account *acct,
                    struct ucrm_plan *plan, struct ucrm_err *err) {
+  if (!(ucrm_provider_close.entities >> a->entity & 1u))
+    return ucrm_err_set(err, 400, "unsupported_association: close does not support entity %s",
+                        ucrm_entity_name(a->entity));
   if (a->entity == UCRM_ENT_OPPORTUNITIES)
     return cl_plan_opportunity(a, plan, err);
   return cl_plan_contact(a, plan, err);

@@ -178,6 +178,9 @@ static int pd_plan_contact(const struct ucrm_assoc *a, struct ucrm_plan *plan,
 
 static int pd_plan(const struct ucrm_assoc *a, const struct ucrm_account *acct,
                    struct ucrm_plan *plan, struct ucrm_err *err) {
+  if (!(ucrm_provider_pipedrive.entities >> a->entity & 1u))
+    return ucrm_err_set(err, 400, "unsupported_association: pipedrive does not support entity %s",
+                        ucrm_entity_name(a->entity));
   if (a->entity == UCRM_ENT_LEADS)
     return pd_plan_lead(a, plan, err);
   return pd_plan_contact(a, plan, err);

@@ -158,6 +158,9 @@ static int sf_plan_account(const struct ucrm_assoc *a, const struct ucrm_account
 
 static int sf_plan(const struct ucrm_assoc *a, const struct ucrm_account *acct,
                    struct ucrm_plan *plan, struct ucrm_err *err) {
+  if (!(ucrm_provider_salesforce.entities >> a->entity & 1u))
+    return ucrm_err_set(err, 400, "unsupported_association: salesforce does not support entity %s",
+                        ucrm_entity_name(a->entity));
   if (a->entity == UCRM_ENT_ACCOUNTS)
     return sf_plan_account(a, acct, plan, err);
 

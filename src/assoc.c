@@ -117,12 +117,6 @@ static int assoc_kind_list(struct ucrm_assoc *a, const char *key, const struct j
   if (list->type != JV_ARRAY)
     return ucrm_err_set(err, 400, "associations.%s must be an array of {\"id\": ...}", key);
 
-  size_t k = 0;
-  while (k < a->norder && a->order[k] != kind)
-    k++;
-  if (k == a->norder)
-    a->order[a->norder++] = kind;
-
   for (size_t i = 0; i < list->u.arr.n; i++) {
     const struct jv *item = list->u.arr.items[i];
     char what[96];
@@ -141,6 +135,13 @@ static int assoc_kind_list(struct ucrm_assoc *a, const char *key, const struct j
     if (assoc_add_id(&a->kinds[kind], id, len) != 0)
       return ucrm_err_set(err, 500, "out of memory");
   }
+
+  /* A kind joins the order only with ids: providers read kinds[k].ids[0] for each one. */
+  size_t k = 0;
+  while (k < a->norder && a->order[k] != kind)
+    k++;
+  if (k == a->norder && a->kinds[kind].n > 0)
+    a->order[a->norder++] = kind;
   return 0;
 }
 

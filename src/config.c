@@ -203,10 +203,11 @@ static int cfg_base_url(const struct jv *v, const char *prefix, char **out, char
 
   const char *s = v->u.str.s;
   size_t len = v->u.str.len;
-  int scheme_ok = strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
-  if (!scheme_ok || strlen(s) != len || len > 1024 || strchr(s, '?') || strchr(s, '#'))
+  size_t scheme = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
+  int host_ok = scheme > 0 && s[scheme] != '\0' && s[scheme] != '/';
+  if (!host_ok || strlen(s) != len || len > 1024 || strchr(s, '?') || strchr(s, '#'))
     return cfg_fail(err, errlen, "config key '%s.base_url' must be an http:// or https:// URL "
-                                 "without query or fragment", prefix);
+                                 "with a host and without query or fragment", prefix);
   for (size_t i = 0; i < len; i++) {
     if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
       return cfg_fail(err, errlen, "config key '%s.base_url' holds a space or control byte",
@@ -453,6 +454,8 @@ void ucrm_config_free(struct ucrm_config *cfg) {
     struct ucrm_account *a = &cfg->accounts[i];
     if (a->runtime != NULL)
       a->runtime_free(a->runtime);
+    if (a->gate != NULL)
+      a->gate_free(a->gate);
     cfg_free_credentials(&a->cred);
     free(a->base_url);
   }

@@ -42,6 +42,45 @@ struct jv *jv_new_string(const char *s, size_t len) {
   return jv_new_text(JV_STRING, s, len);
 }
 
+size_t ucrm_utf8_sanitize(const unsigned char *s, size_t n, unsigned char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    int ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; k++)
+      ok = (s[i + k] & 0xC0) == 0x80;
+    /* Reject overlong forms, surrogates and code points past U+10FFFF. */
+    if (ok && len == 2)
+      ok = c >= 0xC2;
+    if (ok && len == 3)
+      ok = !(c == 0xE0 && s[i + 1] < 0xA0) && !(c == 0xED && s[i + 1] >= 0xA0);
+    if (ok && len == 4)
+      ok = c <= 0xF4 && !(c == 0xF0 && s[i + 1] < 0x90) && !(c == 0xF4 && s[i + 1] >= 0x90);
+
+    if (ok) {
+      memcpy(out + o, s + i, len);
+      o += len;
+      i += len;
+    } else {
+      memcpy(out + o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i += 1;
+    }
+  }
+  return o;
+}
+
+struct jv *jv_new_string_utf8(const char *s, size_t len) {
+  unsigned char *clean = malloc(len * 3 + 1);
+  if (clean == NULL)
+    return NULL;
+  size_t n = ucrm_utf8_sanitize((const unsigned char *)s, len, clean);
+  struct jv *v = jv_new_string((const char *)clean, n);
+  free(clean);
+  return v;
+}
+
 struct jv *jv_new_number(const char *text, size_t len) {
   return jv_new_text(JV_NUMBER, text, len);
 }
@@ -237,6 +276,7 @@ struct jv_parser {
   size_t klen;
   int too_deep;
   int oom;
+  int lenient; /* repair invalid UTF-8 in strings and keys */
 };
 
 static int jv_attach(struct jv_parser *p, struct jv *v) {
@@ -277,13 +317,27 @@ static int jv_cb_number(void *ctx, const char *s, size_t len) {
 }
 
 static int jv_cb_string(void *ctx, const unsigned char *s, size_t len) {
+  struct jv_parser *p = ctx;
+  if (p->lenient)
+    return jv_attach(ctx, jv_new_string_utf8((const char *)s, len));
   return jv_attach(ctx, jv_new_string((const char *)s, len));
 }
 
 static int jv_cb_key(void *ctx, const unsigned char *s, size_t len) {
   struct jv_parser *p = ctx;
   free(p->key);
-  p->key = jv_strndup((const char *)s, len);
+  p->key = NULL;
+  if (p->lenient) {
+    struct jv *clean = jv_new_string_utf8((const char *)s, len);
+    if (clean != NULL) {
+      p->key = clean->u.str.s;
+      len = clean->u.str.len;
+      clean->u.str.s = NULL;
+      jv_free(clean);
+    }
+  } else {
+    p->key = jv_strndup((const char *)s, len);
+  }
   p->klen = len;
   if (p->key == NULL)
     p->oom = 1;
@@ -347,12 +401,15 @@ static void jv_parse_error(yajl_handle h, struct jv_parser *p, const char *buf, 
   yajl_free_error(h, msg);
 }
 
-int jv_parse(const char *buf, size_t len, int max_depth, struct jv **out, char *err,
-             size_t errlen) {
-  struct jv_parser p = {.max_depth = max_depth > JV_MAX_DEPTH ? JV_MAX_DEPTH : max_depth};
+static int jv_parse_mode(const char *buf, size_t len, int max_depth, int lenient,
+                         struct jv **out, char *err, size_t errlen) {
+  struct jv_parser p = {.max_depth = max_depth > JV_MAX_DEPTH ? JV_MAX_DEPTH : max_depth,
+                        .lenient = lenient};
   yajl_handle h = yajl_alloc(&jv_callbacks, NULL, &p);
   if (h == NULL)
     return UCRM_ENOMEM;
+  if (lenient)
+    yajl_config(h, yajl_dont_validate_strings, 1);
 
   yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
   if (st == yajl_status_ok)
@@ -373,6 +430,16 @@ int jv_parse(const char *buf, size_t len, int max_depth, struct jv **out, char *
   yajl_free(h);
   *out = p.root;
   return rc;
+}
+
+int jv_parse(const char *buf, size_t len, int max_depth, struct jv **out, char *err,
+             size_t errlen) {
+  return jv_parse_mode(buf, len, max_depth, 0, out, err, errlen);
+}
+
+int jv_parse_lenient(const char *buf, size_t len, int max_depth, struct jv **out, char *err,
+                     size_t errlen) {
+  return jv_parse_mode(buf, len, max_depth, 1, out, err, errlen);
 }
 
 /* ---- generation ---- */

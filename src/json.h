@@ -53,6 +53,19 @@ struct jv {
 int jv_parse(const char *buf, size_t len, int max_depth, struct jv **out, char *err,
              size_t errlen);
 
+/*
+ * Like jv_parse, for bodies we did not write (provider replies): invalid UTF-8 inside strings
+ * is replaced by U+FFFD instead of failing the parse, so the rest of the reply survives.
+ */
+int jv_parse_lenient(const char *buf, size_t len, int max_depth, struct jv **out, char *err,
+                     size_t errlen);
+
+/* Writes s into out replacing invalid UTF-8 with U+FFFD; out must hold 3 * n bytes. */
+size_t ucrm_utf8_sanitize(const unsigned char *s, size_t n, unsigned char *out);
+
+/* A string value from bytes that may not be valid UTF-8 (they are repaired). */
+struct jv *jv_new_string_utf8(const char *s, size_t len);
+
 struct jv *jv_new(enum jv_type type);
 struct jv *jv_new_string(const char *s, size_t len);
 struct jv *jv_new_number(const char *text, size_t len); /* text must be a valid JSON number */

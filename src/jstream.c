@@ -7,6 +7,8 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
+#include "json.h"
+
 #define JSTREAM_MAX_DEPTH 120 /* below yajl_gen's fixed limit of 128 */
 #define JSTREAM_FLUSH_AT 16384
 #define JSTREAM_PATH_MAX 512
@@ -37,35 +39,6 @@ struct jstream {
   size_t scratch_cap;
   int wrote; /* the generator has produced something */
 };
-
-size_t ucrm_utf8_sanitize(const unsigned char *s, size_t n, unsigned char *out) {
-  size_t o = 0;
-  for (size_t i = 0; i < n;) {
-    unsigned char c = s[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    int ok = len > 0 && i + len <= n;
-    for (size_t k = 1; ok && k < len; k++)
-      ok = (s[i + k] & 0xC0) == 0x80;
-    /* Reject overlong forms, surrogates and code points past U+10FFFF. */
-    if (ok && len == 2)
-      ok = c >= 0xC2;
-    if (ok && len == 3)
-      ok = !(c == 0xE0 && s[i + 1] < 0xA0) && !(c == 0xED && s[i + 1] >= 0xA0);
-    if (ok && len == 4)
-      ok = c <= 0xF4 && !(c == 0xF0 && s[i + 1] < 0x90) && !(c == 0xF4 && s[i + 1] >= 0x90);
-
-    if (ok) {
-      memcpy(out + o, s + i, len);
-      o += len;
-      i += len;
-    } else {
-      memcpy(out + o, "\xEF\xBF\xBD", 3);
-      o += 3;
-      i += 1;
-    }
-  }
-  return o;
-}
 
 static void js_flush(struct jstream *s, int force) {
   const unsigned char *p;

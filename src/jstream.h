@@ -34,7 +34,4 @@ int jstream_finish(struct jstream *s, char *err, size_t errlen);
 
 void jstream_free(struct jstream *s);
 
-/* Appends s to out replacing invalid UTF-8 with U+FFFD; out must hold 3 * n bytes. */
-size_t ucrm_utf8_sanitize(const unsigned char *s, size_t n, unsigned char *out);
-
 #endif

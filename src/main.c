@@ -157,7 +157,10 @@ static int worker_run(const struct opts *o, struct ucrm_config *cfg, int reusepo
   w.app.loop = loop;
   ucrm_app_set_config(&w.app, cfg);
 
-  struct srv_opts so = {.limits = &cfg->limits, .on_request = ucrm_app_on_request, .data = &w.app};
+  struct srv_opts so = {.limits = &cfg->limits,
+                        .on_request = ucrm_app_on_request,
+                        .on_complete = ucrm_app_on_complete,
+                        .data = &w.app};
   if (up_engine_new(loop, &cfg->upstream, &w.app.up) != 0 || srv_new(loop, &so, &w.app.srv) != 0)
     return 1;
 

@@ -7,8 +7,10 @@
 #include <time.h>
 
 #include "assoc.h"
+#include "gate.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "provider.h"
 #include "query.h"
 #include "refresh.h"
@@ -36,8 +38,11 @@ struct job {
   struct up_call call;
   struct curl_slist *headers;
   struct ubuf url;
-  uv_timer_t timer; /* waits between retries */
+  uv_timer_t timer; /* waits between retries, or for a queue slot until the deadline */
   int waiting;
+  struct ucrm_gate_waiter gate;
+  int has_slot;    /* holds one of the account's in-flight slots */
+  uint64_t call_started_ms;
   struct relay relay; /* the stream and raw formats */
   int relaying;       /* the current call's 2xx body goes to the client as it arrives */
   int relayed;        /* ...and some of it already went */
@@ -95,6 +100,11 @@ static void job_abort(void *data) {
   up_call_cancel(&j->call);
   uv_timer_stop(&j->timer);
   ucrm_refresh_leave(j->acct, &j->refresh);
+  ucrm_gate_leave(j->acct, &j->gate);
+  if (j->has_slot) {
+    j->has_slot = 0;
+    ucrm_gate_exit(j->acct);
+  }
   ulog(ULOG_INFO, "pipeline", "req_id=%s msg=\"client went away; provider calls cancelled\" "
        "calls_done=%zu", j->req->request_id, j->cur);
   job_free(j);
@@ -362,6 +372,7 @@ static int job_retry(struct job *j) {
   j->attempt++;
   j->retries++;
   j->waiting = 1;
+  um_retry(j->acct->provider->name);
   ulog(ULOG_INFO, "pipeline", "req_id=%s provider=%s msg=\"retrying provider call\" "
        "status=%ld attempt=%d wait_ms=%ld", j->req->request_id, j->acct->provider->name,
        j->call.status, j->attempt, wait);
@@ -403,8 +414,19 @@ static int job_is_json(const struct up_call *c) {
   return c->resp.len > 0 && (c->content_type[0] == '\0' || strstr(c->content_type, "json"));
 }
 
+static void job_release_slot(struct job *j) {
+  if (!j->has_slot)
+    return;
+  j->has_slot = 0;
+  ucrm_gate_exit(j->acct);
+}
+
 static void job_on_done(struct up_call *c) {
   struct job *j = c->data;
+  double secs = (double)(uv_now(j->app->loop) - j->call_started_ms) / 1000.0;
+  um_provider_call(j->acct->provider->name, j->plan.calls[j->cur].method,
+                   c->result == CURLE_OK ? c->status : 0, secs);
+  job_release_slot(j);
   ulog(ULOG_DEBUG, "upstream", "req_id=%s provider=%s method=%s status=%ld curl=%d "
        "new_connections=%ld", j->req->request_id, j->acct->provider->name,
        j->plan.calls[j->cur].method, c->status, (int)c->result, c->num_connects);
@@ -420,7 +442,8 @@ static void job_on_done(struct up_call *c) {
   j->replies[j->cur] = NULL;
   if (job_is_json(c)) {
     char jerr[64];
-    jv_parse(c->resp.data, c->resp.len, JV_MAX_DEPTH, &j->replies[j->cur], jerr, sizeof(jerr));
+    jv_parse_lenient(c->resp.data, c->resp.len, JV_MAX_DEPTH, &j->replies[j->cur], jerr,
+                     sizeof(jerr));
   }
 
   memset(j->link_ok, 1, j->plan.calls[j->cur].nlinks);
@@ -498,6 +521,46 @@ static void job_on_refreshed(void *data, int ok) {
   job_fail(j, 401, "the provider token expired and could not be refreshed", 1);
 }
 
+/* A slot of the account was handed to this request, which was waiting in the queue. */
+static void job_on_slot(void *data) {
+  struct job *j = data;
+  uv_timer_stop(&j->timer);
+  j->has_slot = 1;
+  job_start_call(j);
+}
+
+static void job_on_queue_timeout(uv_timer_t *t) {
+  struct job *j = t->data;
+  ucrm_gate_leave(j->acct, &j->gate);
+  snprintf(j->verdict.message, sizeof(j->verdict.message), "waited too long for a slot");
+  job_fail(j, 504, "the request deadline passed while waiting for the account's turn", 0);
+}
+
+/* Takes one of the account's in-flight slots; returns 0 when the call may start now. */
+static int job_take_slot(struct job *j) {
+  if (j->has_slot)
+    return 0;
+
+  /* Only a request that has written nothing yet may be turned away. */
+  int fresh = j->cur == 0 && j->attempt == 0 && !j->refreshed;
+  int g = ucrm_gate_enter(j->acct, &j->cfg->upstream, &j->gate, fresh);
+  if (g == UCRM_GATE_OPEN) {
+    j->has_slot = 1;
+    return 0;
+  }
+  if (g == UCRM_GATE_QUEUED) {
+    uint64_t now = uv_now(j->app->loop);
+    uv_timer_start(&j->timer, job_on_queue_timeout, j->deadline > now ? j->deadline - now : 0, 0);
+    return 1;
+  }
+
+  j->req->log_calls = 0;
+  ucrm_respond_error(j->req, 429, "too many requests are waiting for this integrated account; "
+                                  "retry shortly", "Retry-After: 1\r\n");
+  job_free(j);
+  return 1;
+}
+
 static void job_start_call(struct job *j) {
   const struct ucrm_call *call = &j->plan.calls[j->cur];
   uint64_t now = uv_now(j->app->loop);
@@ -512,6 +575,8 @@ static void job_start_call(struct job *j) {
     job_fail(j, 504, "the request deadline passed before every write was made", 0);
     return;
   }
+  if (job_take_slot(j) != 0)
+    return;
 
   ubuf_reset(&j->url);
   int rc = ubuf_printf(&j->url, "%s%s", j->acct->base_url, call->path);
@@ -532,9 +597,12 @@ static void job_start_call(struct job *j) {
   j->call.body = call->body;
   j->call.body_len = call->body_len;
   j->call.timeout_ms = left < j->cfg->upstream.timeout_ms ? left : j->cfg->upstream.timeout_ms;
+  j->call_started_ms = now;
   rc = rc != 0 ? rc : up_call_start(j->app->up, &j->call);
-  if (rc != 0)
+  if (rc != 0) {
+    job_release_slot(j);
     job_fail(j, 500, "could not start the provider call", 0);
+  }
 }
 
 /* ---- request entry ---- */
@@ -627,6 +695,8 @@ static void app_associations(struct ucrm_app *app, struct srv_req *r) {
   j->call.data = j;
   j->refresh.cb = job_on_refreshed;
   j->refresh.data = j;
+  j->gate.cb = job_on_slot;
+  j->gate.data = j;
   uv_timer_init(app->loop, &j->timer);
   j->timer.data = j;
   app->jobs++;
@@ -659,6 +729,33 @@ static void app_health(struct ucrm_app *app, struct srv_req *r) {
   srv_respond(r, 200, "application/json", NULL, ok, sizeof(ok) - 1);
 }
 
+static void app_metrics(struct ucrm_app *app, struct srv_req *r) {
+  struct ubuf out;
+  ubuf_init(&out, 1024 * 1024);
+  if (um_render(&out, srv_open_connections(app->srv)) != 0) {
+    ubuf_free(&out);
+    ucrm_respond_error(r, 500, "could not render the metrics", NULL);
+    return;
+  }
+  srv_respond(r, 200, "text/plain; version=0.0.4", NULL, ubuf_cstr(&out), out.len);
+  ubuf_free(&out);
+}
+
+static const char *app_route(const char *path) {
+  if (strcmp(path, "/unified/crm/associations") == 0)
+    return "associations";
+  if (strcmp(path, "/healthz") == 0)
+    return "healthz";
+  if (strcmp(path, "/metrics") == 0)
+    return "metrics";
+  return "other";
+}
+
+void ucrm_app_on_complete(struct srv_req *r, void *data) {
+  um_request(app_route(r->path), r->log_format != NULL ? r->log_format : "none", r->status,
+             (double)srv_req_age_ms(r) / 1000.0);
+}
+
 void ucrm_app_on_request(struct srv_req *r, void *data) {
   struct ucrm_app *app = data;
 
@@ -670,6 +767,11 @@ void ucrm_app_on_request(struct srv_req *r, void *data) {
   } else if (strcmp(r->path, "/healthz") == 0) {
     if (r->method == SRV_GET)
       app_health(app, r);
+    else
+      ucrm_respond_error(r, 405, "use GET", "Allow: GET\r\n");
+  } else if (strcmp(r->path, "/metrics") == 0) {
+    if (r->method == SRV_GET)
+      app_metrics(app, r);
     else
       ucrm_respond_error(r, 405, "use GET", "Allow: GET\r\n");
   } else {

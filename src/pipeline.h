@@ -28,6 +28,9 @@ struct ucrm_app {
 /* The server's request callback; data is the struct ucrm_app. */
 void ucrm_app_on_request(struct srv_req *r, void *data);
 
+/* The server's completion callback: records the request in the metrics. */
+void ucrm_app_on_complete(struct srv_req *r, void *data);
+
 /* Installs a new config; the old one is freed once no job uses it. */
 void ucrm_app_set_config(struct ucrm_app *app, struct ucrm_config *cfg);
 

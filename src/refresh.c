@@ -6,6 +6,7 @@
 #include "common.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "provider.h"
 
 #define REFRESH_TIMEOUT_MS 15000
@@ -97,6 +98,7 @@ static void refresh_on_done(struct up_call *c) {
   struct refresh_state *st = c->data;
   int ok = refresh_outcome(st);
   st->generation += ok;
+  um_refresh(st->acct->provider->name, ok);
 
   /* Detach first: a waiter's callback may start calls, or even join a new refresh. */
   struct ucrm_refresh_waiter *w = st->waiters;

@@ -56,7 +56,7 @@ struct jv *ucrm_reply_value(const struct jv *parsed, const char *raw, size_t len
     return jv_copy(parsed);
   if (len == 0)
     return jv_new(JV_NULL);
-  return jv_new_string(raw, len);
+  return jv_new_string_utf8(raw, len);
 }
 
 static struct jv *rs_associations(const struct ucrm_assoc *a) {

@@ -60,6 +60,7 @@ struct srv {
   int listening;
   struct ucrm_limits limits;
   srv_request_cb on_request;
+  srv_request_cb on_complete;
   void *data;
   llhttp_settings_t settings;
   struct srv_conn *conns;
@@ -210,8 +211,14 @@ static int srv_head(struct ubuf *out, struct srv_conn *c, int status, const char
   return rc;
 }
 
+uint64_t srv_req_age_ms(const struct srv_req *r) {
+  return srv_now_ms(r->conn->srv) - r->start_ms;
+}
+
 static void srv_access_log(struct srv_conn *c) {
   struct srv_req *r = &c->req;
+  if (c->srv->on_complete != NULL)
+    c->srv->on_complete(r, c->srv->data);
   if (!ulog_enabled(ULOG_INFO))
     return;
 
@@ -737,6 +744,7 @@ int srv_new(uv_loop_t *loop, const struct srv_opts *opts, struct srv **out) {
   s->loop = loop;
   s->limits = *opts->limits;
   s->on_request = opts->on_request;
+  s->on_complete = opts->on_complete;
   s->data = opts->data;
 
   llhttp_settings_init(&s->settings);

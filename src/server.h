@@ -61,6 +61,7 @@ struct srv_req {
 struct srv_opts {
   const struct ucrm_limits *limits;
   srv_request_cb on_request;
+  srv_request_cb on_complete; /* after each answer, for metrics; may be NULL */
   void *data;
 };
 
@@ -117,6 +118,9 @@ void srv_req_abort(struct srv_req *r);
 size_t srv_req_pending_bytes(const struct srv_req *r);
 
 const char *srv_reason(int status);
+
+/* Milliseconds since the request's first byte, on the loop's clock. */
+uint64_t srv_req_age_ms(const struct srv_req *r);
 
 /* Milliseconds of the loop's clock, for latency measurements. */
 uint64_t srv_now_ms(const struct srv *s);

@@ -302,6 +302,15 @@ int h_file_contains(const char *path, const char *needle) {
   return found;
 }
 
+int h_file_wait(const char *path, const char *needle, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    if (h_file_contains(path, needle))
+      return 1;
+    h_sleep_ms(20);
+  }
+  return 0;
+}
+
 int h_raw(int port, const char *data, size_t len, int timeout_ms, char *out, size_t outlen) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

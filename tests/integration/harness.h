@@ -78,6 +78,10 @@ size_t h_mock_ncalls(int mock_port);
 /* Whether the file holds the string; for checking logs. */
 int h_file_contains(const char *path, const char *needle);
 
+/* Waits up to timeout_ms for the file to hold the string (a log line written just after the
+ * answer went out). */
+int h_file_wait(const char *path, const char *needle, int timeout_ms);
+
 /* A raw TCP exchange: sends data, reads until the peer closes or timeout_ms passes. */
 int h_raw(int port, const char *data, size_t len, int timeout_ms, char *out, size_t outlen);
 

@@ -154,7 +154,7 @@ static void test_client_disconnect_cancels_call(void **state) {
   sleep_ms(300);
   close(fd);
   sleep_ms(300);
-  assert_true(h_file_contains(g_fx.unicrm.log_path, "client went away"));
+  assert_true(h_file_wait(g_fx.unicrm.log_path, "client went away", 2000));
 
   /* The proxy carries on serving. */
   struct h_resp r;
@@ -203,7 +203,8 @@ static void test_sighup_reload(void **state) {
   replace_in_file(g_fx.unicrm.cfg_path, "\"provider\":\"pipedrive\"", "\"provider\":\"nope\"");
   kill(g_fx.unicrm.pid, SIGHUP);
   sleep_ms(300);
-  assert_true(h_file_contains(g_fx.unicrm.log_path, "reload failed; keeping the running config"));
+  assert_true(h_file_wait(g_fx.unicrm.log_path, "reload failed; keeping the running config",
+                          2000));
   assert_int_equal(associate_status(fresh), 201);
 }
 
