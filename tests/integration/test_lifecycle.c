@@ -5,6 +5,7 @@
  * Each test starts its own processes, since each ends or reshapes them.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -231,6 +232,68 @@ static void test_max_connections(void **state) {
   close(fds[2]);
 }
 
+static double cpu_seconds(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  unsigned long utime = 0, stime = 0;
+  if (f != NULL) {
+    /* Fields 14 and 15 (utime, stime), after the command name in parentheses. */
+    fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+           &stime);
+    fclose(f);
+  }
+  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Out of file descriptors: the loop must not spin, and service resumes when fds free up. */
+static void test_emfile_does_not_spin(void **state) {
+  const char *outer = getenv("UNICRM_WRAPPER");
+  char wrapper[512];
+  snprintf(wrapper, sizeof(wrapper), "prlimit --nofile=48:48 -- %s", outer ? outer : "");
+  setenv("UNICRM_WRAPPER", wrapper, 1);
+  int rc = fx_start(NULL);
+  if (outer != NULL)
+    setenv("UNICRM_WRAPPER", outer, 1);
+  else
+    unsetenv("UNICRM_WRAPPER");
+  assert_int_equal(rc, 0);
+
+  enum { N = 80 };
+  int fds[N];
+  for (int i = 0; i < N; i++)
+    fds[i] = connect_port(g_fx.unicrm.port);
+  sleep_ms(200);
+
+  /* The limit was really reached: unicrm holds (nearly) every descriptor it may have. */
+  char fddir[64];
+  snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)g_fx.unicrm.pid);
+  int open_fds = 0;
+  DIR *d = opendir(fddir);
+  for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;)
+    open_fds += de->d_name[0] != '.';
+  if (d != NULL)
+    closedir(d);
+  assert_true(open_fds >= 44);
+
+  double before = cpu_seconds(g_fx.unicrm.pid);
+  sleep_ms(1000);
+  double used = cpu_seconds(g_fx.unicrm.pid) - before;
+  if (used >= 0.3)
+    fprintf(stderr, "unicrm used %.2f s of CPU in 1 s while out of fds\n", used);
+  assert_true(used < 0.3);
+
+  for (int i = 0; i < N; i++) {
+    if (fds[i] >= 0)
+      close(fds[i]);
+  }
+  sleep_ms(200);
+  struct h_resp r;
+  h_request(g_fx.unicrm.port, "GET", "/healthz", NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  h_resp_free(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_sigterm_drains_in_flight, teardown),
@@ -239,6 +302,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_client_disconnect_cancels_call, teardown),
       cmocka_unit_test_teardown(test_sighup_reload, teardown),
       cmocka_unit_test_teardown(test_max_connections, teardown),
+      cmocka_unit_test_teardown(test_emfile_does_not_spin, teardown),
   };
   return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }
