@@ -219,12 +219,20 @@ int jv_arr_push(struct jv *arr, struct jv *val) {
 }
 
 void jv_obj_delete_path(struct jv *obj, const char *path) {
-  const char *dot = strchr(path, '.');
-  size_t klen = dot != NULL ? (size_t)(dot - path) : strlen(path);
-
-  if (obj == NULL || obj->type != JV_OBJECT)
+  if (obj == NULL)
     return;
 
+  /* Arrays are transparent: the path applies to each of their elements. */
+  if (obj->type == JV_ARRAY) {
+    for (size_t i = 0; i < obj->u.arr.n; i++)
+      jv_obj_delete_path(obj->u.arr.items[i], path);
+    return;
+  }
+  if (obj->type != JV_OBJECT)
+    return;
+
+  const char *dot = strchr(path, '.');
+  size_t klen = dot != NULL ? (size_t)(dot - path) : strlen(path);
   int i = jv_member_find(obj, path, klen);
   if (i < 0)
     return;

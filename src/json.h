@@ -77,7 +77,10 @@ struct jv *jv_obj_get(const struct jv *obj, const char *key);
 int jv_obj_set(struct jv *obj, const char *key, struct jv *val); /* replaces an existing key */
 int jv_arr_push(struct jv *arr, struct jv *val);
 
-/* Deletes obj[key]; a dotted path ("a.b.c") walks into nested objects. No-op when absent. */
+/*
+ * Deletes obj[key]; a dotted path ("a.b.c") walks into nested objects, and through arrays
+ * into each of their elements. No-op when absent.
+ */
 void jv_obj_delete_path(struct jv *obj, const char *path);
 
 /*

@@ -26,10 +26,9 @@ struct jstream {
   unsigned char awaiting_value[JSTREAM_MAX_DEPTH + 1]; /* a map key was written */
   int depth;
 
-  /* the dotted path of the current map key while every ancestor is a map */
+  /* the dotted path of the current key; arrays are transparent, as in jv_obj_delete_path */
   char path[JSTREAM_PATH_MAX];
-  size_t path_len[JSTREAM_MAX_DEPTH + 1];
-  int path_valid;
+  size_t path_len[JSTREAM_MAX_DEPTH + 1]; /* JSTREAM_PATH_MAX: too long to match anything */
 
   int skip_depth; /* >0: dropping an excluded value that opened at this depth */
   int skip_next;  /* the next value is excluded */
@@ -136,9 +135,10 @@ static int js_key(void *ctx, const unsigned char *p, size_t n) {
   if (s->skip_depth > 0)
     return 1;
 
-  /* Track "base.key.key" while every level is a map; exclusion paths only walk maps. */
+  /* Track "base.key.key"; a path too long for the buffer matches no exclusion. */
   size_t at = s->path_len[s->depth - 1];
-  if (s->path_valid && at + 1 + n < sizeof(s->path)) {
+  s->path_len[s->depth] = JSTREAM_PATH_MAX;
+  if (at + 1 + n < sizeof(s->path)) {
     s->path[at] = '.';
     memcpy(s->path + at + 1, p, n);
     s->path[at + 1 + n] = '\0';
@@ -165,8 +165,10 @@ static int js_open(struct jstream *s, int map) {
   s->depth++;
   s->is_map[s->depth] = (unsigned char)map;
   s->awaiting_value[s->depth] = 0;
-  if (!map)
-    s->path_valid = 0;
+  /* The container's own path is its key's: an array's elements share it. */
+  s->path_len[s->depth] = s->path_len[s->depth - 1];
+  if (s->path_len[s->depth] < JSTREAM_PATH_MAX)
+    s->path[s->path_len[s->depth]] = '\0';
   if (skip) {
     if (s->skip_depth == 0)
       s->skip_depth = s->depth;
@@ -182,12 +184,6 @@ static int js_close(struct jstream *s) {
 
   int map = s->is_map[s->depth];
   s->depth--;
-  if (!map) {
-    /* Leaving an array: the path is valid again only if no array remains open above. */
-    s->path_valid = 1;
-    for (int d = 1; d <= s->depth; d++)
-      s->path_valid &= s->is_map[d];
-  }
   js_after_value(s);
   if (skipped)
     return 1;
@@ -240,7 +236,6 @@ struct jstream *jstream_new(const char *base, char *const *exclude, size_t nexcl
   s->nexclude = nexclude;
   snprintf(s->path, sizeof(s->path), "%s", base);
   s->path_len[0] = strlen(s->path);
-  s->path_valid = 1;
   return s;
 }
 

@@ -202,6 +202,28 @@ static void test_exclude_fields_and_ignore_remote_data(void **state) {
   h_resp_free(&r);
 }
 
+/* Exclusion paths cross arrays: the several replies of unified, and arrays inside a body. */
+static void test_exclude_through_arrays(void **state) {
+  struct h_resp r;
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE, "&truto_exclude_fields=remote_data.data.title",
+              PD_DEALS_BODY, &r);
+  assert_int_equal(r.status, 201);
+  yajl_val body = h_json(r.body);
+  assert_null(h_get(body, "remote_data/0/data/title"));
+  assert_null(h_get(body, "remote_data/1/data/title"));
+  assert_int_equal(h_int(body, "remote_data/1/data/id", 0), 2);
+  yajl_tree_free(body);
+  h_resp_free(&r);
+
+  fault("{\"path_prefix\":\"/v1/leads/\",\"status\":200,\"body\":"
+        "\"{\\\"items\\\":[{\\\"secret\\\":1,\\\"keep\\\":2},[{\\\"secret\\\":3}]]}\"}");
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE,
+              "&truto_response_format=stream&truto_exclude_fields[]=remote_data.items.secret",
+              PD_LEAD_BODY, &r);
+  assert_non_null(strstr(r.body, "\"remote_data\":{\"items\":[{\"keep\":2},[{}]]}"));
+  h_resp_free(&r);
+}
+
 static void test_odd_numbers_pass_through(void **state) {
   fault("{\"path_prefix\":\"/v1/leads/\",\"status\":200,\"body\":"
         "\"{\\\"big\\\":12345678901234567890123,\\\"huge\\\":1e400,\\\"neg\\\":-0.0}\"}");
@@ -330,6 +352,7 @@ int main(void) {
       cmocka_unit_test_setup(test_stream_partial_failure_in_band, fx_reset),
       cmocka_unit_test_setup(test_stream_first_call_failing_is_plain_error, fx_reset),
       cmocka_unit_test_setup(test_exclude_fields_and_ignore_remote_data, fx_reset),
+      cmocka_unit_test_setup(test_exclude_through_arrays, fx_reset),
       cmocka_unit_test_setup(test_odd_numbers_pass_through, fx_reset),
       cmocka_unit_test_setup(test_stream_bad_provider_json_sealed, fx_reset),
       cmocka_unit_test_setup(test_ratelimit_headers, fx_reset),

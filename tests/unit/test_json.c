@@ -288,9 +288,11 @@ static void test_delete_absent_path_is_noop(void **state) {
   assert_delete(DOC, "remote_data.", DOC);
 }
 
-static void test_delete_does_not_walk_arrays(void **state) {
-  assert_delete("{\"l\":[{\"x\":1}]}", "l.x", "{\"l\":[{\"x\":1}]}");
+/* remote_data is an array when a request made several calls: the path reaches each one. */
+static void test_delete_walks_into_array_elements(void **state) {
+  assert_delete("{\"l\":[{\"x\":1,\"y\":2},{\"x\":3},4]}", "l.x", "{\"l\":[{\"y\":2},{},4]}");
   assert_delete("{\"l\":[{\"x\":1}]}", "l.0", "{\"l\":[{\"x\":1}]}");
+  assert_delete("{\"l\":[[{\"x\":{\"z\":1,\"k\":2}}]]}", "l.x.z", "{\"l\":[[{\"x\":{\"k\":2}}]]}");
 }
 
 static void test_delete_on_non_object_is_noop(void **state) {
@@ -331,7 +333,7 @@ int main(void) {
       cmocka_unit_test(test_delete_top_level_key),
       cmocka_unit_test(test_delete_dotted_path),
       cmocka_unit_test(test_delete_absent_path_is_noop),
-      cmocka_unit_test(test_delete_does_not_walk_arrays),
+      cmocka_unit_test(test_delete_walks_into_array_elements),
       cmocka_unit_test(test_delete_on_non_object_is_noop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
