@@ -118,6 +118,8 @@ void jv_free(struct jv *v) {
   free(v);
 }
 
+static int jv_obj_set_n(struct jv *obj, const char *key, size_t klen, struct jv *val);
+
 struct jv *jv_copy(const struct jv *v) {
   switch (v->type) {
   case JV_STRING:
@@ -136,7 +138,9 @@ struct jv *jv_copy(const struct jv *v) {
   case JV_OBJECT: {
     struct jv *o = jv_new(JV_OBJECT);
     for (size_t i = 0; o != NULL && i < v->u.obj.n; i++) {
-      if (jv_obj_set(o, v->u.obj.m[i].key, jv_copy(v->u.obj.m[i].val)) != 0) {
+      const struct jv_member *m = &v->u.obj.m[i];
+      /* By length: a key may hold a NUL ("a\u0000b") and must not collapse into "a". */
+      if (jv_obj_set_n(o, m->key, m->klen, jv_copy(m->val)) != 0) {
         jv_free(o);
         return NULL;
       }

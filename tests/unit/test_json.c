@@ -295,6 +295,22 @@ static void test_delete_walks_into_array_elements(void **state) {
   assert_delete("{\"l\":[[{\"x\":{\"z\":1,\"k\":2}}]]}", "l.x.z", "{\"l\":[[{\"x\":{\"k\":2}}]]}");
 }
 
+/* Found by fuzz_json: copying collapsed "a\u0000b" into "a" and lost a member. */
+static void test_copy_keeps_keys_with_nul(void **state) {
+  struct jv *v = parse_ok("{\"a\\u0000b\":1,\"a\":2}");
+  struct jv *c = jv_copy(v);
+  assert_int_equal(c->u.obj.n, 2);
+  size_t n1, n2;
+  char *d1 = jv_dump(v, &n1);
+  char *d2 = jv_dump(c, &n2);
+  assert_int_equal(n1, n2);
+  assert_memory_equal(d1, d2, n1);
+  free(d1);
+  free(d2);
+  jv_free(v);
+  jv_free(c);
+}
+
 static void test_delete_on_non_object_is_noop(void **state) {
   struct jv *v = parse_ok("[1]");
   jv_obj_delete_path(v, "a");
@@ -335,6 +351,7 @@ int main(void) {
       cmocka_unit_test(test_delete_absent_path_is_noop),
       cmocka_unit_test(test_delete_walks_into_array_elements),
       cmocka_unit_test(test_delete_on_non_object_is_noop),
+      cmocka_unit_test(test_copy_keeps_keys_with_nul),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
