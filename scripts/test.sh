@@ -12,14 +12,14 @@ bash scripts/setup.sh
 jobs=$(nproc)
 
 echo "== normal build"
-cmake -S . -B build >/dev/null
+cmake -S . -B build -DUNICRM_UNIT_TESTS=ON -DUNICRM_SANITIZE=OFF >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 [ "${UNICRM_QUICK:-0}" = 1 ] && exit 0
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
-cmake -S . -B build-asan -DUNICRM_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DUNICRM_SANITIZE=ON -DUNICRM_UNIT_TESTS=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"

@@ -26,6 +26,8 @@ struct up_socket {
 struct up_engine {
   uv_loop_t *loop;
   CURLM *multi;
+  /* A copy: the engine outlives the config it started with (reloads replace that). */
+  struct ucrm_upstream_cfg cfg_copy;
   const struct ucrm_upstream_cfg *cfg;
   uv_timer_t timer;
   uv_idle_t kick; /* runs curl's "timeout now" on the next loop turn, without a 1 ms timer */
@@ -424,7 +426,9 @@ int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct u
     return UCRM_ENOMEM;
 
   e->loop = loop;
-  e->cfg = cfg;
+  e->cfg_copy = *cfg;
+  e->cfg_copy.ca_file = cfg->ca_file != NULL ? strdup(cfg->ca_file) : NULL;
+  e->cfg = &e->cfg_copy;
   e->multi = curl_multi_init();
   if (e->multi == NULL) {
     free(e);
@@ -441,9 +445,9 @@ int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct u
   curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
   curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, up_on_timer_set);
   curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
-  curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cfg->max_host_connections);
+  curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, e->cfg->max_host_connections);
   /* Cache as many idle connections as may be busy at once, so bursts do not churn TLS. */
-  curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, cfg->max_host_connections * 4);
+  curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, e->cfg->max_host_connections * 4);
   *out = e;
   return 0;
 }
@@ -473,6 +477,8 @@ void up_engine_close(struct up_engine *e) {
   e->by_fd = NULL;
   free(e->orphans);
   e->orphans = NULL;
+  free(e->cfg_copy.ca_file);
+  e->cfg_copy.ca_file = NULL;
 
   uv_close((uv_handle_t *)&e->timer, up_engine_handle_closed);
   uv_close((uv_handle_t *)&e->kick, up_engine_handle_closed);

@@ -61,6 +61,7 @@ struct up_call {
   int in_body; /* headers of the final response are being read */
 };
 
+/* The engine keeps its own copy of cfg; later config reloads do not change the pool. */
 int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct up_engine **out);
 
 /* Queues the transfer; it starts on the next loop iteration. Returns 0 or a UCRM_E* code. */
