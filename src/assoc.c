@@ -145,6 +145,11 @@ static int assoc_kind_list(struct ucrm_assoc *a, const char *key, const struct j
   return 0;
 }
 
+/* A name holding a NUL ("leads\u0000x") must not pass for the name before the NUL. */
+static int assoc_has_nul(const char *s, size_t len) {
+  return memchr(s, '\0', len) != NULL;
+}
+
 static int assoc_links(struct ucrm_assoc *a, const struct jv *obj, struct ucrm_err *err) {
   if (obj == NULL)
     return ucrm_err_set(err, 400, "associations is required");
@@ -153,6 +158,8 @@ static int assoc_links(struct ucrm_assoc *a, const struct jv *obj, struct ucrm_e
 
   size_t total = 0;
   for (size_t i = 0; i < obj->u.obj.n; i++) {
+    if (assoc_has_nul(obj->u.obj.m[i].key, obj->u.obj.m[i].klen))
+      return ucrm_err_set(err, 400, "associations holds a key with a NUL byte");
     int rc = assoc_kind_list(a, obj->u.obj.m[i].key, obj->u.obj.m[i].val, &total, err);
     if (rc != 0)
       return rc;
@@ -166,6 +173,8 @@ static int assoc_links(struct ucrm_assoc *a, const struct jv *obj, struct ucrm_e
 static int assoc_fields(struct ucrm_assoc *a, const struct jv *root, struct ucrm_err *err) {
   for (size_t i = 0; i < root->u.obj.n; i++) {
     const char *k = root->u.obj.m[i].key;
+    if (assoc_has_nul(k, root->u.obj.m[i].klen))
+      return ucrm_err_set(err, 400, "request body holds a key with a NUL byte");
     if (strcmp(k, "entity_id") != 0 && strcmp(k, "entity") != 0 &&
         strcmp(k, "associations") != 0 && strcmp(k, "remote_data") != 0)
       return ucrm_err_set(err, 400, "unknown body field '%.64s'", k);
@@ -182,7 +191,8 @@ static int assoc_fields(struct ucrm_assoc *a, const struct jv *root, struct ucrm
   const struct jv *entity = jv_obj_get(root, "entity");
   if (entity == NULL)
     return ucrm_err_set(err, 400, "entity is required");
-  if (entity->type != JV_STRING || ucrm_entity_from_name(entity->u.str.s, &a->entity) != 0)
+  if (entity->type != JV_STRING || assoc_has_nul(entity->u.str.s, entity->u.str.len) ||
+      ucrm_entity_from_name(entity->u.str.s, &a->entity) != 0)
     return ucrm_err_set(err, 400, "entity must be one of accounts, opportunities, contacts, "
                                   "leads");
 

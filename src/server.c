@@ -49,6 +49,7 @@ struct srv_conn {
   int closing;
   int close_after_write;
   int err_status; /* set by a callback that failed with HPE_USER */
+  int head_request; /* the request being answered is a HEAD */
   unsigned writes_pending;
   int handles_open;
   struct srv_req req;
@@ -237,6 +238,7 @@ static void srv_req_done(struct srv_conn *c) {
   srv_access_log(c);
   memset(&c->req, 0, sizeof(c->req));
   c->req.conn = c;
+  c->head_request = 0;
   ubuf_reset(&c->url);
   ubuf_reset(&c->body);
 
@@ -265,7 +267,9 @@ void srv_respond(struct srv_req *r, int status, const char *content_type,
     len = 0; /* these never carry a body, nor a Content-Length for one */
   rc = rc != 0 ? rc : status == 204 || status == 304 ? ubuf_puts(&out, "\r\n")
                                                       : ubuf_printf(&out, "Content-Length: %zu\r\n\r\n", len);
-  rc = rc != 0 ? rc : ubuf_append(&out, body, len);
+  /* A HEAD answer announces the body's length but never carries it (RFC 9110, 9.3.2). */
+  if (rc == 0 && !c->head_request)
+    rc = ubuf_append(&out, body, len);
   if (rc != 0) {
     ubuf_free(&out);
     c->keep_alive = 0;
@@ -514,6 +518,7 @@ static void srv_dispatch(struct srv_conn *c) {
   r->body_len = c->body.len;
 
   uint8_t m = llhttp_get_method(&c->parser);
+  c->head_request = m == HTTP_HEAD;
   r->method = m == HTTP_GET ? SRV_GET : m == HTTP_POST ? SRV_POST : SRV_OTHER;
   r->method_name = llhttp_method_name((llhttp_method_t)m);
   if (r->request_id[0] == '\0')

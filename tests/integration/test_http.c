@@ -133,6 +133,18 @@ static void test_upgrade_ignored_then_closed(void **state) {
   assert_null(strstr(out + 13, "HTTP/1.1 "));
 }
 
+/* Found by fuzz_http: a HEAD answer carried a body, desynchronising a pipelined GET. */
+static void test_head_answer_has_no_body(void **state) {
+  raw("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n"
+      "Connection: close\r\n\r\n");
+  assert_memory_equal(out, "HTTP/1.1 405 ", 13);
+  const char *second = strstr(out, "\r\n\r\n");
+  assert_non_null(second);
+  /* Right after the HEAD answer's blank line comes the GET's status line, not a body. */
+  assert_memory_equal(second + 4, "HTTP/1.1 200 ", 13);
+  assert_non_null(strstr(second, "{\"status\":\"ok\"}"));
+}
+
 static void test_http10_closes(void **state) {
   raw("GET /healthz HTTP/1.0\r\n\r\n");
   assert_memory_equal(out, "HTTP/1.1 200 ", 13);
@@ -166,6 +178,7 @@ int main(void) {
       cmocka_unit_test_setup(test_chunked_request_body, fx_reset),
       cmocka_unit_test_setup(test_url_too_long_is_414, fx_reset),
       cmocka_unit_test_setup(test_upgrade_ignored_then_closed, fx_reset),
+      cmocka_unit_test_setup(test_head_answer_has_no_body, fx_reset),
       cmocka_unit_test_setup(test_http10_closes, fx_reset),
       cmocka_unit_test_setup(test_slow_headers_get_408, fx_reset),
       cmocka_unit_test_setup(test_idle_connection_closed, fx_reset),

@@ -52,8 +52,7 @@ void mock_buf_init(struct mock_buf *b, size_t max);
 /* Both return 0, or -1 (buffer unchanged) when the append would pass the cap. */
 int mock_buf_append(struct mock_buf *b, const void *p, size_t n);
 int mock_buf_puts(struct mock_buf *b, const char *s);
-int mock_buf_printf(struct mock_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int mock_buf_printf(struct mock_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Returns the text, "" when nothing was ever appended; valid until the next append. */
 const char *mock_buf_cstr(const struct mock_buf *b);
@@ -105,7 +104,7 @@ struct mock_req {
   const char *method; /* llhttp's static method name */
   char *path;         /* the request target up to '?', not decoded */
   char *query;        /* after '?', "" when absent */
-  char *host;         /* the Host header or NULL, borrowed from headers */
+  const char *host;   /* the Host header or NULL, borrowed from headers */
   struct mock_header *headers;
   size_t nheaders;
   struct mock_buf body; /* capped at MOCK_MAX_BODY */
@@ -238,6 +237,14 @@ struct mock_creds {
   char *sf_client_secret;
 };
 
+/* A provider response template, parsed on first use and kept until exit. */
+struct mock_tmpl {
+  const char *text; /* static text, also the lookup key */
+  yajl_val parsed;
+};
+
+#define MOCK_MAX_TMPLS 8
+
 struct mock_ctx {
   struct mock_creds creds;
   struct mock_calls calls;
@@ -253,6 +260,8 @@ struct mock_ctx {
   uint64_t close_calls;
   uint64_t sf_calls;
   int verbose;
+  struct mock_tmpl tmpls[MOCK_MAX_TMPLS];
+  size_t ntmpls;
 };
 
 /* Frees everything the context owns (credentials included). */
@@ -278,8 +287,7 @@ void mock_handle(struct mock_ctx *ctx, struct mock_req *req, struct mock_resp *r
 void mock_error_body(enum mock_provider p, int status, struct mock_resp *resp);
 
 /* Per-provider handlers; called after authentication succeeded. */
-void mock_pipedrive_route(struct mock_ctx *ctx, const struct mock_req *req,
-                          struct mock_resp *resp);
+void mock_pipedrive_route(struct mock_ctx *ctx, const struct mock_req *req, struct mock_resp *resp);
 void mock_close_route(struct mock_ctx *ctx, const struct mock_req *req, struct mock_resp *resp);
 void mock_attio_route(struct mock_ctx *ctx, const struct mock_req *req, struct mock_resp *resp);
 void mock_salesforce_route(struct mock_ctx *ctx, const struct mock_req *req,
@@ -289,8 +297,7 @@ void mock_salesforce_route(struct mock_ctx *ctx, const struct mock_req *req,
 int mock_sf_failing(const struct mock_ctx *ctx, const char *id);
 
 /* Handles a /_mock/ path. */
-void mock_control_handle(struct mock_ctx *ctx, const struct mock_req *req,
-                         struct mock_resp *resp);
+void mock_control_handle(struct mock_ctx *ctx, const struct mock_req *req, struct mock_resp *resp);
 
 /* Path splitting shared by the routes: segments between '/', a trailing '/' gives "". */
 #define MOCK_MAX_SEGS 8

@@ -66,6 +66,9 @@ void mock_ctx_free(struct mock_ctx *ctx) {
   free(c->sf_client_id);
   free(c->sf_client_secret);
   memset(c, 0, sizeof(*c));
+  for (size_t i = 0; i < ctx->ntmpls; i++)
+    yajl_tree_free(ctx->tmpls[i].parsed);
+  ctx->ntmpls = 0;
 }
 
 int mock_sf_failing(const struct mock_ctx *ctx, const char *id) {
@@ -170,8 +173,8 @@ static const char *mock_fault_member(const char *key, yajl_val v, struct mock_fa
     f->close = YAJL_IS_TRUE(v);
     return NULL;
   }
-  if (strcmp(key, "status") == 0 || strcmp(key, "delay_ms") == 0 ||
-      strcmp(key, "times") == 0 || strcmp(key, "body_bytes") == 0)
+  if (strcmp(key, "status") == 0 || strcmp(key, "delay_ms") == 0 || strcmp(key, "times") == 0 ||
+      strcmp(key, "body_bytes") == 0)
     return mock_fault_number(key, v, f);
   return "is not a known fault key";
 }
@@ -303,8 +306,7 @@ static const struct mock_ctl_route mock_ctl_routes[] = {
     {"/_mock/salesforce/expire_token", "POST", mock_ctl_expire},
 };
 
-void mock_control_handle(struct mock_ctx *ctx, const struct mock_req *req,
-                         struct mock_resp *resp) {
+void mock_control_handle(struct mock_ctx *ctx, const struct mock_req *req, struct mock_resp *resp) {
   for (size_t i = 0; i < sizeof(mock_ctl_routes) / sizeof(mock_ctl_routes[0]); i++) {
     const struct mock_ctl_route *r = &mock_ctl_routes[i];
 

@@ -398,6 +398,7 @@ static int mock_on_message_begin(llhttp_t *p) {
   mock_buf_reset(&c->field);
   mock_buf_reset(&c->value);
   c->header_bytes = 0;
+  c->is_head = 0;
   return 0;
 }
 
@@ -475,7 +476,7 @@ static int mock_on_headers_complete(llhttp_t *p) {
 
   mock_req_take_url(c);
   c->req.method = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
-  c->req.host = (char *)mock_req_header(&c->req, "host");
+  c->req.host = mock_req_header(&c->req, "host");
   c->keep_alive = llhttp_should_keep_alive(p);
   c->http_minor = llhttp_get_http_minor(p);
   c->is_head = llhttp_get_method(p) == HTTP_HEAD;

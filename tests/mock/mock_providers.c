@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mock.h"
@@ -62,15 +63,31 @@ static yajl_val mock_body_object(const struct mock_req *req) {
   return v;
 }
 
+/* Parsing a template costs more than the rest of a request, so each is parsed only once. */
+static yajl_val mock_template(struct mock_ctx *ctx, const char *text) {
+  for (size_t i = 0; i < ctx->ntmpls; i++) {
+    if (ctx->tmpls[i].text == text)
+      return ctx->tmpls[i].parsed;
+  }
+
+  /* The templates are the fixed texts below, fewer than MOCK_MAX_TMPLS. */
+  if (ctx->ntmpls == MOCK_MAX_TMPLS) {
+    mock_log("error", "msg=template_cache_full");
+    abort();
+  }
+
+  yajl_val parsed = mock_json_parse(text, strlen(text));
+  ctx->tmpls[ctx->ntmpls++] = (struct mock_tmpl){text, parsed};
+  return parsed;
+}
+
 /*
  * Emits a record: "id" from the path, then the template's members in order with each value
  * taken from the stored record when it has one, then stored fields the template lacks. So a
  * response shows everything written to the record so far, as the real APIs do.
  */
-static void mock_gen_record(yajl_gen g, const char *tmpl_text, const char *id, int id_is_int,
+static void mock_gen_record(yajl_gen g, yajl_val tmpl, const char *id, int id_is_int,
                             const struct mock_record *rec) {
-  yajl_val tmpl = mock_json_parse(tmpl_text, strlen(tmpl_text));
-
   yajl_gen_map_open(g);
   mock_gen_str(g, "id");
   if (id_is_int)
@@ -92,7 +109,6 @@ static void mock_gen_record(yajl_gen g, const char *tmpl_text, const char *id, i
     }
   }
   yajl_gen_map_close(g);
-  yajl_tree_free(tmpl);
 }
 
 /* ---- Pipedrive ---- */
@@ -139,8 +155,7 @@ static int mock_pd_check_ids(yajl_val body, struct mock_resp *resp) {
 
     if (v == NULL || YAJL_IS_NULL(v) || YAJL_IS_INTEGER(v))
       continue;
-    snprintf(what, sizeof(what), "%s: Expected integer, received %s", names[i],
-             mock_json_type(v));
+    snprintf(what, sizeof(what), "%s: Expected integer, received %s", names[i], mock_json_type(v));
     mock_pd_invalid(resp, what);
     return -1;
   }
@@ -183,7 +198,8 @@ static void mock_pd_write(struct mock_ctx *ctx, const struct mock_pd_target *t, 
   mock_gen_str(g, "success");
   yajl_gen_bool(g, 1);
   mock_gen_str(g, "data");
-  mock_gen_record(g, t->tmpl, t->id, t->id_is_int, mock_store_get(&ctx->store, key));
+  mock_gen_record(g, mock_template(ctx, t->tmpl), t->id, t->id_is_int,
+                  mock_store_get(&ctx->store, key));
   yajl_gen_map_close(g);
   resp->status = 200;
   mock_gen_finish(g, &resp->body);
@@ -250,15 +266,14 @@ static int mock_close_check(yajl_val body, struct mock_resp *resp) {
       continue;
     resp->status = 400;
     mock_buf_printf(&resp->body,
-                    "{\"errors\":[],\"field-errors\":{\"%s\":\"Not a valid string.\"}}",
-                    names[i]);
+                    "{\"errors\":[],\"field-errors\":{\"%s\":\"Not a valid string.\"}}", names[i]);
     return -1;
   }
   return 0;
 }
 
-static void mock_close_write(struct mock_ctx *ctx, const char *kind, const char *id,
-                             yajl_val body, struct mock_resp *resp) {
+static void mock_close_write(struct mock_ctx *ctx, const char *kind, const char *id, yajl_val body,
+                             struct mock_resp *resp) {
   static const char *const skip[] = {"id", NULL};
   char key[600];
 
@@ -267,7 +282,7 @@ static void mock_close_write(struct mock_ctx *ctx, const char *kind, const char 
 
   yajl_gen g = mock_gen_new();
   const char *tmpl = strcmp(kind, "contact") == 0 ? mock_close_contact : mock_close_opportunity;
-  mock_gen_record(g, tmpl, id, 0, mock_store_get(&ctx->store, key));
+  mock_gen_record(g, mock_template(ctx, tmpl), id, 0, mock_store_get(&ctx->store, key));
   resp->status = 200;
   mock_gen_finish(g, &resp->body);
 }
@@ -289,8 +304,9 @@ void mock_close_route(struct mock_ctx *ctx, const struct mock_req *req, struct m
 
   yajl_val body = mock_body_object(req);
   if (body == NULL) {
-    mock_resp_json(resp, 400, "{\"errors\":[\"Request body must be a JSON object.\"],"
-                              "\"field-errors\":{}}");
+    mock_resp_json(resp, 400,
+                   "{\"errors\":[\"Request body must be a JSON object.\"],"
+                   "\"field-errors\":{}}");
   } else if (mock_close_check(body, resp) == 0) {
     mock_close_write(ctx, s.seg[2], s.seg[3], body, resp);
   }
@@ -369,8 +385,8 @@ static void mock_attio_gen_values(yajl_gen g, yajl_val values) {
   yajl_gen_map_close(g);
 }
 
-static void mock_attio_answer(const struct mock_attio_object *obj, const char *id,
-                              yajl_val values, struct mock_resp *resp) {
+static void mock_attio_answer(const struct mock_attio_object *obj, const char *id, yajl_val values,
+                              struct mock_resp *resp) {
   char url[600];
   yajl_gen g = mock_gen_new();
 
@@ -414,8 +430,7 @@ void mock_attio_route(struct mock_ctx *ctx, const struct mock_req *req, struct m
   const struct mock_attio_object *obj = NULL;
 
   if (mock_split_path(req->path, &s) == 0 && s.n == 5 && strcmp(s.seg[0], "v2") == 0 &&
-      strcmp(s.seg[1], "objects") == 0 && strcmp(s.seg[3], "records") == 0 &&
-      s.seg[4][0] != '\0')
+      strcmp(s.seg[1], "objects") == 0 && strcmp(s.seg[3], "records") == 0 && s.seg[4][0] != '\0')
     obj = mock_attio_object(s.seg[2]);
   if (obj == NULL) {
     mock_error_body(MOCK_P_ATTIO, 404, resp);
@@ -429,9 +444,10 @@ void mock_attio_route(struct mock_ctx *ctx, const struct mock_req *req, struct m
   yajl_val body = mock_body_object(req);
   yajl_val values = mock_obj_get(mock_obj_get(body, "data"), "values");
   if (values == NULL || !YAJL_IS_OBJECT(values)) {
-    mock_resp_json(resp, 400, "{\"status_code\":400,\"type\":\"invalid_request_error\","
-                              "\"code\":\"validation_type\",\"message\":\"Body payload "
-                              "validation error: data.values must be an object.\"}");
+    mock_resp_json(resp, 400,
+                   "{\"status_code\":400,\"type\":\"invalid_request_error\","
+                   "\"code\":\"validation_type\",\"message\":\"Body payload "
+                   "validation error: data.values must be an object.\"}");
   } else {
     mock_attio_write(ctx, obj, s.seg[4], values, resp);
   }

@@ -25,7 +25,7 @@ static enum mock_provider mock_provider_of(const char *path) {
 /* ---- provider error bodies ---- */
 
 static void mock_pipedrive_error(int status, struct mock_resp *resp) {
-  const char *msg = status == 401 ? "unauthorized access"
+  const char *msg = status == 401   ? "unauthorized access"
                     : status == 404 ? "Not found"
                     : status == 429 ? "Request over limit"
                                     : mock_reason(status);
@@ -73,8 +73,8 @@ static void mock_attio_error(int status, struct mock_resp *resp) {
   }
   resp->status = status;
   mock_buf_printf(&resp->body,
-                  "{\"status_code\":%d,\"type\":\"%s\",\"code\":\"%s\",\"message\":\"%s\"}",
-                  status, type, code,
+                  "{\"status_code\":%d,\"type\":\"%s\",\"code\":\"%s\",\"message\":\"%s\"}", status,
+                  type, code,
                   status == 401 ? "Authentication failed: invalid or missing bearer token."
                                 : mock_reason(status));
 }
@@ -237,7 +237,8 @@ static int mock_fault_apply(enum mock_provider p, const struct mock_fault *f,
   }
   if (f->has_body_bytes) {
     resp->status = status;
-    resp->stream_bytes = f->body_bytes;
+    /* Zero would mean "not streamed"; the smallest generated document is one item anyway. */
+    resp->stream_bytes = f->body_bytes > 0 ? f->body_bytes : 1;
     return 1;
   }
   if (f->status == 0 && f->body == NULL)

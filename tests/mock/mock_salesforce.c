@@ -75,8 +75,7 @@ static yajl_val mock_sf_body(const struct mock_req *req, struct mock_resp *resp)
   if (v != NULL && YAJL_IS_OBJECT(v))
     return v;
   yajl_tree_free(v);
-  mock_sf_error(resp, 400, "JSON_PARSER_ERROR", "The request body must be a JSON object.",
-                NULL);
+  mock_sf_error(resp, 400, "JSON_PARSER_ERROR", "The request body must be a JSON object.", NULL);
   return NULL;
 }
 
@@ -101,8 +100,8 @@ static void mock_sf_single(struct mock_ctx *ctx, const struct mock_req *req, con
   if (body == NULL)
     return;
   if (mock_sf_failing(ctx, id)) {
-    mock_sf_error(resp, 400, "FIELD_INTEGRITY_EXCEPTION",
-                  "Account ID: id value of incorrect type", "AccountId");
+    mock_sf_error(resp, 400, "FIELD_INTEGRITY_EXCEPTION", "Account ID: id value of incorrect type",
+                  "AccountId");
   } else {
     snprintf(key, sizeof(key), "salesforce:%s:%s", type, id);
     mock_store_set_all(&ctx->store, key, body, mock_sf_skip);
@@ -220,8 +219,7 @@ static void mock_sf_composite(struct mock_ctx *ctx, const struct mock_req *req,
   yajl_val aon = mock_obj_get(body, "allOrNone");
   if (records == NULL || !YAJL_IS_ARRAY(records) || records->u.array.len == 0 ||
       records->u.array.len > 200) {
-    mock_sf_error(resp, 400, "INVALID_FIELD", "records must be an array of 1 to 200 records",
-                  NULL);
+    mock_sf_error(resp, 400, "INVALID_FIELD", "records must be an array of 1 to 200 records", NULL);
   } else if (aon != NULL && !YAJL_IS_TRUE(aon) && !YAJL_IS_FALSE(aon)) {
     mock_sf_error(resp, 400, "JSON_PARSER_ERROR", "allOrNone must be a boolean", NULL);
   } else {
@@ -300,25 +298,27 @@ static void mock_sf_token(struct mock_ctx *ctx, const struct mock_req *req,
   struct mock_sf_form f;
 
   if (strcmp(req->method, "POST") != 0) {
-    mock_resp_json(resp, 405, "{\"error\":\"invalid_request\","
-                              "\"error_description\":\"must use HTTP POST\"}");
+    mock_resp_json(resp, 405,
+                   "{\"error\":\"invalid_request\","
+                   "\"error_description\":\"must use HTTP POST\"}");
     return;
   }
 
   char *text = mock_xstrndup(mock_buf_cstr(&req->body), req->body.len);
   mock_sf_parse_form(text, &f);
   if (!mock_sf_same(f.grant_type, "refresh_token")) {
-    mock_resp_json(resp, 400, "{\"error\":\"unsupported_grant_type\","
-                              "\"error_description\":\"grant type not supported\"}");
+    mock_resp_json(resp, 400,
+                   "{\"error\":\"unsupported_grant_type\","
+                   "\"error_description\":\"grant type not supported\"}");
   } else if (!mock_sf_same(f.refresh_token, ctx->creds.sf_refresh) ||
              !mock_sf_same(f.client_id, ctx->creds.sf_client_id) ||
              !mock_sf_same(f.client_secret, ctx->creds.sf_client_secret)) {
-    mock_resp_json(resp, 400, "{\"error\":\"invalid_grant\","
-                              "\"error_description\":\"authentication failure\"}");
+    mock_resp_json(resp, 400,
+                   "{\"error\":\"invalid_grant\","
+                   "\"error_description\":\"authentication failure\"}");
   } else {
     ctx->sf_refreshes++;
-    snprintf(ctx->sf_current, sizeof(ctx->sf_current), "sf-refreshed-token-%u",
-             ctx->sf_refreshes);
+    snprintf(ctx->sf_current, sizeof(ctx->sf_current), "sf-refreshed-token-%u", ctx->sf_refreshes);
     ctx->sf_expired = 0;
     mock_sf_gen_token(ctx, req, resp);
   }

@@ -37,6 +37,16 @@ static void check_rejected(const char *body, size_t len, const char *needle, con
 
 /* ---- accepted bodies ---- */
 
+/* Found by fuzz_body: a NUL inside a name let "leads\u0000x" pass for "leads". */
+static void test_names_with_nul_rejected(void **state) {
+  assert_body_rejected("{\"entity\":\"leads\\u0000x\",\"entity_id\":\"1\","
+                       "\"associations\":{\"contacts\":[{\"id\":\"1\"}]}}", "entity must be");
+  assert_body_rejected("{\"entity\":\"leads\",\"entity_id\":\"1\","
+                       "\"associations\":{\"contacts\\u0000x\":[{\"id\":\"1\"}]}}", "NUL");
+  assert_body_rejected("{\"entity\":\"leads\",\"entity_id\":\"1\",\"entity\\u0000\":1,"
+                       "\"associations\":{\"contacts\":[{\"id\":\"1\"}]}}", "NUL");
+}
+
 static void test_spec_example_parsed(void **state) {
   struct ucrm_assoc a;
   parse_ok("{\"entity_id\":\"adf21080-0e10-11eb-879b-05d71fb426ec\",\"entity\":\"leads\","
@@ -477,6 +487,7 @@ int main(void) {
       cmocka_unit_test(test_every_disallowed_pair_rejected_by_parse),
       cmocka_unit_test(test_disallowed_kind_rejected_even_when_empty),
       cmocka_unit_test(test_names_and_lookup),
+      cmocka_unit_test(test_names_with_nul_rejected),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
