@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, and runs every test through ctest,
 # first in a normal build, then under AddressSanitizer + UndefinedBehaviorSanitizer, then the
-# integration tests with unicrm under valgrind.
+# integration tests with unicrm under valgrind, then each libFuzzer target for a bounded time.
 #
 #   scripts/test.sh             all three passes
 #   UNICRM_QUICK=1 scripts/test.sh   only the normal build
@@ -27,3 +27,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "== integration tests with unicrm under valgrind"
 UNICRM_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" \
   ctest --test-dir build --output-on-failure -R '^integration_' -E "${UNICRM_VALGRIND_SKIP:-^$}"
+
+echo "== libFuzzer targets, ${UNICRM_FUZZ_SECONDS:-20} s each"
+CC=clang cmake -S . -B build-fuzz -DUNICRM_FUZZ=ON -DUNICRM_UNIT_TESTS=OFF \
+  -DUNICRM_FUZZ_SECONDS="${UNICRM_FUZZ_SECONDS:-20}" >/dev/null
+cmake --build build-fuzz -j"$jobs"
+ctest --test-dir build-fuzz --output-on-failure -R '^fuzz_'

@@ -47,7 +47,8 @@ static void usage(void) {
 
 static int parse_args(int argc, char **argv, struct opts *o) {
   o->workers = 1;
-  for (int i = 1; i < argc; i++) {
+  /* Every option takes a value: read them in pairs. */
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -72,7 +73,6 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     } else {
       return -1;
     }
-    i++;
   }
   return o->config != NULL ? 0 : -1;
 }

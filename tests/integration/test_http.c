@@ -101,7 +101,7 @@ static void test_expect_100_continue(void **state) {
 }
 
 static void test_chunked_request_body(void **state) {
-  const char *rest = BODY + 10;
+  const char *rest = &BODY[10];
   char req[1024];
   snprintf(req, sizeof(req),
            "POST " TARGET " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
