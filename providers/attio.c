@@ -13,8 +13,7 @@
 static int at_check_credentials(const struct ucrm_credentials *c, const char *prefix, char *err,
                                 size_t errlen) {
   if (c->access_token == NULL) {
-    snprintf(err, errlen, "config key '%s.credentials.access_token' is required for attio",
-             prefix);
+    snprintf(err, errlen, "config key '%s.credentials.access_token' is required for attio", prefix);
     return UCRM_EINVAL;
   }
   return 0;
@@ -86,8 +85,9 @@ static int at_validate(const struct ucrm_assoc *a, struct ucrm_err *err) {
   }
 
   if (rc == 0 && acc->n == 1 && org->n == 1 && strcmp(acc->ids[0], org->ids[0]) != 0)
-    rc = ucrm_err_set(err, 400, "associations.accounts and associations.organizations both set "
-                                "the person's one company: send one id");
+    rc = ucrm_err_set(err, 400,
+                      "associations.accounts and associations.organizations both set "
+                      "the person's one company: send one id");
   return rc;
 }
 

@@ -13,8 +13,10 @@
 static int cl_check_credentials(const struct ucrm_credentials *c, const char *prefix, char *err,
                                 size_t errlen) {
   if (c->api_key == NULL && c->access_token == NULL) {
-    snprintf(err, errlen, "config key '%s.credentials.api_key' (or access_token) is required "
-                          "for close", prefix);
+    snprintf(err, errlen,
+             "config key '%s.credentials.api_key' (or access_token) is required "
+             "for close",
+             prefix);
     return UCRM_EINVAL;
   }
   return 0;
@@ -89,12 +91,13 @@ static int cl_plan_contact_lead(const struct ucrm_assoc *a, struct ucrm_plan *pl
   if (rc != 0)
     return rc;
   if (leads->n == 1 && accs->n == 1 && strcmp(leads->ids[0], accs->ids[0]) != 0)
-    return ucrm_err_set(err, 400, "associations.leads and associations.accounts both set the "
-                                  "contact's one lead: send one id");
+    return ucrm_err_set(err, 400,
+                        "associations.leads and associations.accounts both set the "
+                        "contact's one lead: send one id");
 
   const char *lead = leads->n == 1 ? leads->ids[0] : accs->ids[0];
-  rc = cl_id(lead, "lead_", leads->n == 1 ? "associations.leads[0].id"
-                                          : "associations.accounts[0].id", err);
+  rc = cl_id(lead, "lead_",
+             leads->n == 1 ? "associations.leads[0].id" : "associations.accounts[0].id", err);
   rc = rc != 0 ? rc : cl_put(plan, "contact", a->entity_id, "lead_id", lead, a->remote_data, err);
 
   for (size_t i = 0; i < a->norder && rc == 0; i++) {
@@ -117,8 +120,8 @@ static int cl_plan_contact_opps(const struct ucrm_assoc *a, struct ucrm_plan *pl
   }
 
   for (size_t i = 0; i < opps->n; i++) {
-    int rc = cl_put(plan, "opportunity", opps->ids[i], "contact_id", a->entity_id,
-                    a->remote_data, err);
+    int rc =
+        cl_put(plan, "opportunity", opps->ids[i], "contact_id", a->entity_id, a->remote_data, err);
     rc = rc != 0 ? rc : ucrm_plan_link(plan, UCRM_KIND_OPPORTUNITIES, opps->ids[i]);
     if (rc != 0)
       return rc;
@@ -154,8 +157,9 @@ static int cl_plan_opportunity(const struct ucrm_assoc *a, struct ucrm_plan *pla
   int rc = cl_id(a->entity_id, "oppo_", "entity_id", err);
   rc = rc != 0 ? rc : ucrm_single(a, UCRM_KIND_LEADS, err);
   rc = rc != 0 ? rc : cl_id(leads->ids[0], "lead_", "associations.leads[0].id", err);
-  rc = rc != 0 ? rc : cl_put(plan, "opportunity", a->entity_id, "lead_id", leads->ids[0],
-                             a->remote_data, err);
+  rc = rc != 0 ? rc
+               : cl_put(plan, "opportunity", a->entity_id, "lead_id", leads->ids[0], a->remote_data,
+                        err);
   return rc != 0 ? rc : ucrm_plan_link(plan, UCRM_KIND_LEADS, leads->ids[0]);
 }
 

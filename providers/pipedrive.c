@@ -14,8 +14,10 @@
 static int pd_check_credentials(const struct ucrm_credentials *c, const char *prefix, char *err,
                                 size_t errlen) {
   if (c->api_token == NULL && c->access_token == NULL) {
-    snprintf(err, errlen, "config key '%s.credentials.api_token' (or access_token) is required "
-                          "for pipedrive", prefix);
+    snprintf(err, errlen,
+             "config key '%s.credentials.api_token' (or access_token) is required "
+             "for pipedrive",
+             prefix);
     return UCRM_EINVAL;
   }
   return 0;
@@ -50,8 +52,7 @@ static struct jv *pd_body(const char *field, const char *int_id) {
 }
 
 /* leads → contacts and/or accounts: one PATCH carries person_id and organization_id. */
-static int pd_plan_lead(const struct ucrm_assoc *a, struct ucrm_plan *plan,
-                        struct ucrm_err *err) {
+static int pd_plan_lead(const struct ucrm_assoc *a, struct ucrm_plan *plan, struct ucrm_err *err) {
   const struct ucrm_ids *persons = &a->kinds[UCRM_KIND_CONTACTS];
   const struct ucrm_ids *orgs = &a->kinds[UCRM_KIND_ACCOUNTS];
   int rc = pd_lead_id(a->entity_id, "entity_id", err);
@@ -131,12 +132,13 @@ static int pd_plan_person_org(const struct ucrm_assoc *a, struct ucrm_plan *plan
   if (rc != 0)
     return rc;
   if (acc->n == 1 && org->n == 1 && strcmp(acc->ids[0], org->ids[0]) != 0)
-    return ucrm_err_set(err, 400, "associations.accounts and associations.organizations both "
-                                  "set the person's one organization: send one id");
+    return ucrm_err_set(err, 400,
+                        "associations.accounts and associations.organizations both "
+                        "set the person's one organization: send one id");
 
   const char *id = acc->n == 1 ? acc->ids[0] : org->ids[0];
-  const char *what = acc->n == 1 ? "associations.accounts[0].id"
-                                 : "associations.organizations[0].id";
+  const char *what =
+      acc->n == 1 ? "associations.accounts[0].id" : "associations.organizations[0].id";
   rc = pd_int_id(id, what, err);
   if (rc != 0)
     return rc;

@@ -122,9 +122,10 @@ int ucrm_unsupported(const char *provider, enum ucrm_entity e, enum ucrm_kind k,
 int ucrm_single(const struct ucrm_assoc *a, enum ucrm_kind k, struct ucrm_err *err) {
   if (a->kinds[k].n <= 1)
     return 0;
-  return ucrm_err_set(err, 400, "associations.%s holds %zu ids, but this link is single-valued "
-                                "for %s: send one id", ucrm_kind_name(k), a->kinds[k].n,
-                      ucrm_entity_name(a->entity));
+  return ucrm_err_set(err, 400,
+                      "associations.%s holds %zu ids, but this link is single-valued "
+                      "for %s: send one id",
+                      ucrm_kind_name(k), a->kinds[k].n, ucrm_entity_name(a->entity));
 }
 
 int ucrm_is_positive_int(const char *s) {

@@ -45,13 +45,13 @@ struct ucrm_plan {
 
 /* What a provider reply meant, per link of the call. */
 struct ucrm_verdict {
-  int ok;             /* every link of the call was applied */
-  int status;         /* when !ok: our status for the caller (e.g. 404, 429, 502) */
-  char message[256];  /* when !ok: what went wrong, without secrets */
+  int ok;                 /* every link of the call was applied */
+  int status;             /* when !ok: our status for the caller (e.g. 404, 429, 502) */
+  char message[256];      /* when !ok: what went wrong, without secrets */
   unsigned char *link_ok; /* per link, 1 applied, 0 failed; room given by the caller */
   int per_link;           /* link_ok was filled; otherwise every link shares ok */
-  int retryable;      /* a transient failure worth retrying (429, 5xx) */
-  int refresh_token;  /* the access token expired; refresh and retry once */
+  int retryable;          /* a transient failure worth retrying (429, 5xx) */
+  int refresh_token;      /* the access token expired; refresh and retry once */
 };
 
 /* Rate-limit facts from a reply, normalised; -1 when unknown. */

@@ -26,11 +26,15 @@ static int sf_check_credentials(const struct ucrm_credentials *c, const char *pr
                                 size_t errlen) {
   int can_refresh = c->refresh_token && c->client_id && c->client_secret;
   if (c->access_token == NULL && !can_refresh)
-    snprintf(err, errlen, "config key '%s.credentials.access_token' is required for salesforce "
-                          "(or refresh_token, client_id and client_secret)", prefix);
+    snprintf(err, errlen,
+             "config key '%s.credentials.access_token' is required for salesforce "
+             "(or refresh_token, client_id and client_secret)",
+             prefix);
   else if (c->refresh_token && !can_refresh)
-    snprintf(err, errlen, "config key '%s.credentials.refresh_token' needs client_id and "
-                          "client_secret beside it", prefix);
+    snprintf(err, errlen,
+             "config key '%s.credentials.refresh_token' needs client_id and "
+             "client_secret beside it",
+             prefix);
   else if (c->api_version != NULL && !sf_version_ok(c->api_version))
     snprintf(err, errlen, "config key '%s.credentials.api_version' must look like \"v62.0\"",
              prefix);
@@ -53,8 +57,7 @@ static int sf_id(const char *id, const char *what, struct ucrm_err *err) {
       n = 0;
   }
   if (n != 15 && n != 18)
-    return ucrm_err_set(err, 400, "%s must be a Salesforce id (15 or 18 letters and digits)",
-                        what);
+    return ucrm_err_set(err, 400, "%s must be a Salesforce id (15 or 18 letters and digits)", what);
   return 0;
 }
 
@@ -72,16 +75,15 @@ static struct jv *sf_account_body(const char *account_id) {
   return body;
 }
 
-static int sf_patch_one(struct ucrm_plan *plan, const struct ucrm_account *acct,
-                        const char *opp, const char *account_id, const struct jv *remote_data,
+static int sf_patch_one(struct ucrm_plan *plan, const struct ucrm_account *acct, const char *opp,
+                        const char *account_id, const struct jv *remote_data,
                         struct ucrm_err *err) {
   struct ubuf path;
   ubuf_init(&path, 1024);
   ubuf_printf(&path, "/services/data/%s/sobjects/Opportunity/", sf_version(acct));
   int rc = ucrm_path_id(&path, opp, err, "id");
   if (rc == 0)
-    rc = ucrm_plan_add(plan, "PATCH", ubuf_cstr(&path), sf_account_body(account_id),
-                       remote_data);
+    rc = ucrm_plan_add(plan, "PATCH", ubuf_cstr(&path), sf_account_body(account_id), remote_data);
   ubuf_free(&path);
   return rc;
 }
@@ -182,8 +184,8 @@ static const char *sf_str(const struct jv *obj, const char *key) {
 
 /* A top-level error is an array of {message, errorCode}; reads the first one. */
 static void sf_error(long status, const struct jv *body, struct ucrm_verdict *v) {
-  const struct jv *first = body != NULL && body->type == JV_ARRAY && body->u.arr.n > 0
-                               ? body->u.arr.items[0] : NULL;
+  const struct jv *first =
+      body != NULL && body->type == JV_ARRAY && body->u.arr.n > 0 ? body->u.arr.items[0] : NULL;
   const char *code = sf_str(first, "errorCode");
   const char *msg = sf_str(first, "message");
 
@@ -222,11 +224,11 @@ static void sf_collection_verdict(const struct ucrm_call *call, const struct jv 
 
     v->ok = 0;
     const struct jv *errs = jv_obj_get(r, "errors");
-    const struct jv *e = errs && errs->type == JV_ARRAY && errs->u.arr.n ? errs->u.arr.items[0]
-                                                                         : NULL;
+    const struct jv *e =
+        errs && errs->type == JV_ARRAY && errs->u.arr.n ? errs->u.arr.items[0] : NULL;
     const char *code = sf_str(e, "statusCode");
-    if (code != NULL && (first_code == NULL ||
-                         strcmp(first_code, "ALL_OR_NONE_OPERATION_ROLLED_BACK") == 0)) {
+    if (code != NULL &&
+        (first_code == NULL || strcmp(first_code, "ALL_OR_NONE_OPERATION_ROLLED_BACK") == 0)) {
       first_code = code;
       first_msg = sf_str(e, "message");
     }
@@ -306,8 +308,8 @@ static int sf_refresh_reply(struct ucrm_account *acct, const struct jv *body) {
   free(acct->cred.access_token);
   acct->cred.access_token = t;
 
-  int web = instance != NULL && (strncmp(instance, "https://", 8) == 0 ||
-                                 strncmp(instance, "http://", 7) == 0);
+  int web = instance != NULL &&
+            (strncmp(instance, "https://", 8) == 0 || strncmp(instance, "http://", 7) == 0);
   if (web && strpbrk(instance, " \r\n?#") == NULL) {
     size_t n = strlen(instance);
     while (n > 0 && instance[n - 1] == '/')

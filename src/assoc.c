@@ -7,8 +7,8 @@
 static const char *const assoc_entity_names[UCRM_ENT_COUNT] = {"accounts", "opportunities",
                                                                "contacts", "leads"};
 
-static const char *const assoc_kind_names[UCRM_KIND_COUNT] = {
-    "accounts", "contacts", "leads", "opportunities", "organizations"};
+static const char *const assoc_kind_names[UCRM_KIND_COUNT] = {"accounts", "contacts", "leads",
+                                                              "opportunities", "organizations"};
 
 /* Bit e set in row k: kind k may be linked from entity e (from the published schema). */
 #define ENT(e) (1u << UCRM_ENT_##e)
@@ -109,8 +109,10 @@ static int assoc_kind_list(struct ucrm_assoc *a, const char *key, const struct j
                            size_t *total, struct ucrm_err *err) {
   enum ucrm_kind kind;
   if (assoc_kind_from_key(key, &kind) != 0)
-    return ucrm_err_set(err, 400, "associations.%.64s is not a known kind; use accounts, "
-                                  "contacts, leads, opportunities or organizations", key);
+    return ucrm_err_set(err, 400,
+                        "associations.%.64s is not a known kind; use accounts, "
+                        "contacts, leads, opportunities or organizations",
+                        key);
   if (!ucrm_kind_allowed(a->entity, kind))
     return ucrm_err_set(err, 400, "associations.%s cannot be linked to entity %s", key,
                         ucrm_entity_name(a->entity));
@@ -122,8 +124,7 @@ static int assoc_kind_list(struct ucrm_assoc *a, const char *key, const struct j
     char what[96];
     snprintf(what, sizeof(what), "associations.%s[%zu].id", key, i);
     if (item->type != JV_OBJECT || item->u.obj.n != 1 || jv_obj_get(item, "id") == NULL)
-      return ucrm_err_set(err, 400, "associations.%s[%zu] must be an object {\"id\": ...}", key,
-                          i);
+      return ucrm_err_set(err, 400, "associations.%s[%zu] must be an object {\"id\": ...}", key, i);
 
     const char *id;
     size_t len;
@@ -175,8 +176,8 @@ static int assoc_fields(struct ucrm_assoc *a, const struct jv *root, struct ucrm
     const char *k = root->u.obj.m[i].key;
     if (assoc_has_nul(k, root->u.obj.m[i].klen))
       return ucrm_err_set(err, 400, "request body holds a key with a NUL byte");
-    if (strcmp(k, "entity_id") != 0 && strcmp(k, "entity") != 0 &&
-        strcmp(k, "associations") != 0 && strcmp(k, "remote_data") != 0)
+    if (strcmp(k, "entity_id") != 0 && strcmp(k, "entity") != 0 && strcmp(k, "associations") != 0 &&
+        strcmp(k, "remote_data") != 0)
       return ucrm_err_set(err, 400, "unknown body field '%.64s'", k);
   }
 
@@ -193,8 +194,9 @@ static int assoc_fields(struct ucrm_assoc *a, const struct jv *root, struct ucrm
     return ucrm_err_set(err, 400, "entity is required");
   if (entity->type != JV_STRING || assoc_has_nul(entity->u.str.s, entity->u.str.len) ||
       ucrm_entity_from_name(entity->u.str.s, &a->entity) != 0)
-    return ucrm_err_set(err, 400, "entity must be one of accounts, opportunities, contacts, "
-                                  "leads");
+    return ucrm_err_set(err, 400,
+                        "entity must be one of accounts, opportunities, contacts, "
+                        "leads");
 
   rc = assoc_links(a, jv_obj_get(root, "associations"), err);
   if (rc != 0)

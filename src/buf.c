@@ -76,8 +76,8 @@ int ubuf_printf(struct ubuf *b, const char *fmt, ...) {
 }
 
 static int ubuf_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 int ubuf_append_pct(struct ubuf *b, const char *s, size_t n) {

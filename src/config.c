@@ -69,8 +69,8 @@ int ucrm_config_parse_listen(const char *s, char **host, int *port) {
 }
 
 /* A number field that must be a non-negative integer within [min, max]. */
-static int cfg_long(const struct jv *v, const char *name, long min, long max, long *out,
-                    char *err, size_t errlen) {
+static int cfg_long(const struct jv *v, const char *name, long min, long max, long *out, char *err,
+                    size_t errlen) {
   if (v->type != JV_NUMBER)
     return cfg_fail(err, errlen, "config key '%s' must be a number", name);
 
@@ -90,26 +90,30 @@ struct cfg_num_key {
   long min, max;
 };
 
-#define LIM(field, lo, hi) {#field, offsetof(struct ucrm_limits, field), lo, hi}
+#define LIM(field, lo, hi)                                                                         \
+  { #field, offsetof(struct ucrm_limits, field), lo, hi }
 static const struct cfg_num_key cfg_limit_keys[] = {
-    LIM(max_connections, 1, 1000000),       LIM(max_header_bytes, 1024, 1048576),
-    LIM(max_body_bytes, 1024, 1073741824),  LIM(header_timeout_ms, 1, 3600000),
-    LIM(idle_timeout_ms, 1, 86400000),      LIM(request_timeout_ms, 1, 3600000),
+    LIM(max_connections, 1, 1000000),      LIM(max_header_bytes, 1024, 1048576),
+    LIM(max_body_bytes, 1024, 1073741824), LIM(header_timeout_ms, 1, 3600000),
+    LIM(idle_timeout_ms, 1, 86400000),     LIM(request_timeout_ms, 1, 3600000),
     LIM(drain_timeout_ms, 0, 3600000),
 };
 #undef LIM
 
-#define UPS(field, lo, hi) {#field, offsetof(struct ucrm_upstream_cfg, field), lo, hi}
+#define UPS(field, lo, hi)                                                                         \
+  { #field, offsetof(struct ucrm_upstream_cfg, field), lo, hi }
 static const struct cfg_num_key cfg_upstream_keys[] = {
-    UPS(timeout_ms, 1, 3600000),          UPS(connect_timeout_ms, 1, 600000),
-    UPS(max_retries, 0, 10),              UPS(max_host_connections, 1, 100000),
-    UPS(max_inflight_per_account, 1, 100000), UPS(max_queue_per_account, 0, 1000000),
+    UPS(timeout_ms, 1, 3600000),
+    UPS(connect_timeout_ms, 1, 600000),
+    UPS(max_retries, 0, 10),
+    UPS(max_host_connections, 1, 100000),
+    UPS(max_inflight_per_account, 1, 100000),
+    UPS(max_queue_per_account, 0, 1000000),
 };
 #undef UPS
 
-static int cfg_numbers(const struct jv *obj, const char *section,
-                       const struct cfg_num_key *keys, size_t nkeys, void *base, char *err,
-                       size_t errlen, const char *skip) {
+static int cfg_numbers(const struct jv *obj, const char *section, const struct cfg_num_key *keys,
+                       size_t nkeys, void *base, char *err, size_t errlen, const char *skip) {
   if (obj->type != JV_OBJECT)
     return cfg_fail(err, errlen, "config key '%s' must be an object", section);
 
@@ -135,8 +139,7 @@ static int cfg_numbers(const struct jv *obj, const char *section,
 }
 
 /* Reads a credential string, resolving "env:NAME" from the environment. */
-static int cfg_secret(const struct jv *v, const char *name, char **out, char *err,
-                      size_t errlen) {
+static int cfg_secret(const struct jv *v, const char *name, char **out, char *err, size_t errlen) {
   if (v->type != JV_STRING || v->u.str.len == 0 || strlen(v->u.str.s) != v->u.str.len)
     return cfg_fail(err, errlen, "config key '%s' must be a non-empty string", name);
 
@@ -144,8 +147,10 @@ static int cfg_secret(const struct jv *v, const char *name, char **out, char *er
   if (strncmp(val, "env:", 4) == 0) {
     val = getenv(val + 4);
     if (val == NULL || val[0] == '\0')
-      return cfg_fail(err, errlen, "config key '%s' names environment variable '%s', "
-                                   "which is not set", name, v->u.str.s + 4);
+      return cfg_fail(err, errlen,
+                      "config key '%s' names environment variable '%s', "
+                      "which is not set",
+                      name, v->u.str.s + 4);
   }
 
   /* A secret goes into an HTTP header: control bytes would let it split the header. */
@@ -163,10 +168,11 @@ struct cfg_cred_key {
   size_t offset;
 };
 
-#define CRED(field) {#field, offsetof(struct ucrm_credentials, field)}
+#define CRED(field)                                                                                \
+  { #field, offsetof(struct ucrm_credentials, field) }
 static const struct cfg_cred_key cfg_cred_keys[] = {
-    CRED(api_token),     CRED(api_key),   CRED(access_token),  CRED(refresh_token),
-    CRED(client_id),     CRED(client_secret), CRED(token_url), CRED(api_version),
+    CRED(api_token), CRED(api_key),       CRED(access_token), CRED(refresh_token),
+    CRED(client_id), CRED(client_secret), CRED(token_url),    CRED(api_version),
 };
 #undef CRED
 
@@ -206,8 +212,10 @@ static int cfg_base_url(const struct jv *v, const char *prefix, char **out, char
   size_t scheme = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
   int host_ok = scheme > 0 && s[scheme] != '\0' && s[scheme] != '/';
   if (!host_ok || strlen(s) != len || len > 1024 || strchr(s, '?') || strchr(s, '#'))
-    return cfg_fail(err, errlen, "config key '%s.base_url' must be an http:// or https:// URL "
-                                 "with a host and without query or fragment", prefix);
+    return cfg_fail(err, errlen,
+                    "config key '%s.base_url' must be an http:// or https:// URL "
+                    "with a host and without query or fragment",
+                    prefix);
   for (size_t i = 0; i < len; i++) {
     if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
       return cfg_fail(err, errlen, "config key '%s.base_url' holds a space or control byte",
@@ -239,8 +247,10 @@ static int cfg_account(const char *id, const struct jv *obj, struct ucrm_account
     const struct jv_member *m = &obj->u.obj.m[i];
     if (strcmp(m->key, "provider") == 0) {
       if (m->val->type != JV_STRING || (a->provider = ucrm_provider_find(m->val->u.str.s)) == NULL)
-        return cfg_fail(err, errlen, "config key '%s.provider' must be one of attio, close, "
-                                     "pipedrive, salesforce", prefix);
+        return cfg_fail(err, errlen,
+                        "config key '%s.provider' must be one of attio, close, "
+                        "pipedrive, salesforce",
+                        prefix);
     } else if (strcmp(m->key, "base_url") == 0) {
       base = m->val;
     } else if (strcmp(m->key, "credentials") == 0) {
@@ -278,8 +288,7 @@ static int cfg_account_cmp(const void *a, const void *b) {
   return strcmp(((const struct ucrm_account *)a)->id, ((const struct ucrm_account *)b)->id);
 }
 
-static int cfg_accounts(const struct jv *obj, struct ucrm_config *cfg, char *err,
-                        size_t errlen) {
+static int cfg_accounts(const struct jv *obj, struct ucrm_config *cfg, char *err, size_t errlen) {
   if (obj->type != JV_OBJECT)
     return cfg_fail(err, errlen, "config key 'integrated_accounts' must be an object");
 
@@ -288,8 +297,7 @@ static int cfg_accounts(const struct jv *obj, struct ucrm_config *cfg, char *err
     return UCRM_ENOMEM;
 
   for (size_t i = 0; i < obj->u.obj.n; i++) {
-    int rc = cfg_account(obj->u.obj.m[i].key, obj->u.obj.m[i].val, &cfg->accounts[i], err,
-                         errlen);
+    int rc = cfg_account(obj->u.obj.m[i].key, obj->u.obj.m[i].val, &cfg->accounts[i], err, errlen);
     cfg->naccounts = i + 1;
     if (rc != 0)
       return rc;

@@ -49,9 +49,9 @@ struct ucrm_account {
   const struct ucrm_provider *provider;
   char *base_url; /* scheme://host[:port][/prefix], never with a trailing slash */
   struct ucrm_credentials cred;
-  void *runtime;                   /* token refresh state of the core, or NULL */
+  void *runtime;                  /* token refresh state of the core, or NULL */
   void (*runtime_free)(void *rt); /* frees runtime when the config goes away */
-  void *gate;                      /* per-account fairness state of the core, or NULL */
+  void *gate;                     /* per-account fairness state of the core, or NULL */
   void (*gate_free)(void *g);
 };
 

@@ -413,8 +413,8 @@ static void jv_parse_error(yajl_handle h, struct jv_parser *p, const char *buf, 
   yajl_free_error(h, msg);
 }
 
-static int jv_parse_mode(const char *buf, size_t len, int max_depth, int lenient,
-                         struct jv **out, char *err, size_t errlen) {
+static int jv_parse_mode(const char *buf, size_t len, int max_depth, int lenient, struct jv **out,
+                         char *err, size_t errlen) {
   struct jv_parser p = {.max_depth = max_depth > JV_MAX_DEPTH ? JV_MAX_DEPTH : max_depth,
                         .lenient = lenient};
   yajl_handle h = yajl_alloc(&jv_callbacks, NULL, &p);

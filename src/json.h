@@ -50,8 +50,7 @@ struct jv {
  * Parses one JSON document. Nesting deeper than max_depth, invalid UTF-8, trailing bytes and
  * anything but strict JSON fail with UCRM_EINVAL and a short reason in err (no input echoed).
  */
-int jv_parse(const char *buf, size_t len, int max_depth, struct jv **out, char *err,
-             size_t errlen);
+int jv_parse(const char *buf, size_t len, int max_depth, struct jv **out, char *err, size_t errlen);
 
 /*
  * Like jv_parse, for bodies we did not write (provider replies): invalid UTF-8 inside strings

@@ -94,8 +94,7 @@ static int js_bool(void *ctx, int b) {
 static int js_number(void *ctx, const char *p, size_t n) {
   struct jstream *s = ctx;
   /* The text comes from yajl's own number scanner, so passing it through is safe. */
-  return js_skipping(s) ? (js_after_value(s), 1)
-                        : js_scalar_done(s, yajl_gen_number(s->gen, p, n));
+  return js_skipping(s) ? (js_after_value(s), 1) : js_scalar_done(s, yajl_gen_number(s->gen, p, n));
 }
 
 static const unsigned char *js_clean(struct jstream *s, const unsigned char *p, size_t *n) {

@@ -39,8 +39,8 @@ void ulog(enum ulog_level level, const char *comp, const char *fmt, ...) {
   /* One buffer and one fwrite, so lines from several workers never interleave mid-line. */
   char line[2048];
   int n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, ts.tv_nsec / 1000000, ulog_names[level], comp);
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   ts.tv_nsec / 1000000, ulog_names[level], comp);
   if (n < 0 || (size_t)n >= sizeof(line))
     return;
 

@@ -90,8 +90,7 @@ void um_request(const char *route, const char *format, int status, double second
 
 void um_provider_call(const char *provider, const char *method, long status, double seconds) {
   char l[160];
-  snprintf(l, sizeof(l), "provider=\"%s\",method=\"%s\",status=\"%ld\"", provider, method,
-           status);
+  snprintf(l, sizeof(l), "provider=\"%s\",method=\"%s\",status=\"%ld\"", provider, method, status);
   um_add(um_families[2].name, l, 1);
   snprintf(l, sizeof(l), "provider=\"%s\"", provider);
   um_observe(um_families[3].name, l, seconds);
@@ -127,8 +126,8 @@ static int um_render_histogram(struct ubuf *out, const struct um_series *s) {
   for (size_t b = 0; b < UM_NBUCKETS && rc == 0; b++) {
     cum += s->buckets[b];
     if (b < UM_NBUCKETS - 1)
-      rc = ubuf_printf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", s->family, s->labels,
-                       um_bounds[b], cum);
+      rc = ubuf_printf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", s->family, s->labels, um_bounds[b],
+                       cum);
     else
       rc = ubuf_printf(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", s->family, s->labels, cum);
   }
@@ -152,16 +151,25 @@ int um_render(struct ubuf *out, int open_connections) {
         rc = ubuf_printf(out, "%s{%s} %.17g\n", s->family, s->labels, s->value);
     }
   }
-  rc = rc != 0 ? rc : ubuf_printf(out, "# HELP unicrm_open_connections Client connections open.\n"
-                                       "# TYPE unicrm_open_connections gauge\n"
-                                       "unicrm_open_connections %d\n", open_connections);
-  rc = rc != 0 ? rc : ubuf_printf(out, "# HELP unicrm_metric_series_dropped_total Series not "
-                                       "recorded because the table was full.\n"
-                                       "# TYPE unicrm_metric_series_dropped_total counter\n"
-                                       "unicrm_metric_series_dropped_total %llu\n", um_dropped);
-  rc = rc != 0 ? rc : ubuf_printf(out, "# HELP unicrm_build_info Build information.\n"
-                                       "# TYPE unicrm_build_info gauge\n"
-                                       "unicrm_build_info{version=\"%s\"} 1\n", UNICRM_VERSION);
+  rc = rc != 0 ? rc
+               : ubuf_printf(out,
+                             "# HELP unicrm_open_connections Client connections open.\n"
+                             "# TYPE unicrm_open_connections gauge\n"
+                             "unicrm_open_connections %d\n",
+                             open_connections);
+  rc = rc != 0 ? rc
+               : ubuf_printf(out,
+                             "# HELP unicrm_metric_series_dropped_total Series not "
+                             "recorded because the table was full.\n"
+                             "# TYPE unicrm_metric_series_dropped_total counter\n"
+                             "unicrm_metric_series_dropped_total %llu\n",
+                             um_dropped);
+  rc = rc != 0 ? rc
+               : ubuf_printf(out,
+                             "# HELP unicrm_build_info Build information.\n"
+                             "# TYPE unicrm_build_info gauge\n"
+                             "unicrm_build_info{version=\"%s\"} 1\n",
+                             UNICRM_VERSION);
   return rc;
 }
 

@@ -31,9 +31,9 @@ struct job {
   struct ucrm_assoc a;
   struct ucrm_plan plan;
 
-  size_t cur;      /* the call in flight */
-  int attempt;     /* retries made for the current call */
-  int retries;     /* retries over the whole request */
+  size_t cur;  /* the call in flight */
+  int attempt; /* retries made for the current call */
+  int retries; /* retries over the whole request */
   uint64_t deadline;
   struct up_call call;
   struct curl_slist *headers;
@@ -41,21 +41,21 @@ struct job {
   uv_timer_t timer; /* waits between retries, or for a queue slot until the deadline */
   int waiting;
   struct ucrm_gate_waiter gate;
-  int has_slot;    /* holds one of the account's in-flight slots */
+  int has_slot; /* holds one of the account's in-flight slots */
   uint64_t call_started_ms;
   struct relay relay; /* the stream and raw formats */
   int relaying;       /* the current call's 2xx body goes to the client as it arrives */
   int relayed;        /* ...and some of it already went */
   int paused;         /* the current call waits for the client to read */
-  int refreshed;   /* this request already had its token refreshed once */
-  long token_gen;  /* the account's refresh generation when the current call started */
+  int refreshed;      /* this request already had its token refreshed once */
+  long token_gen;     /* the account's refresh generation when the current call started */
   struct ucrm_refresh_waiter refresh;
 
-  struct jv **replies;          /* per call: parsed reply, NULL for empty/non-JSON */
-  long *statuses;               /* per call: provider status */
-  struct ucrm_result *results;  /* per link, over all calls in order */
+  struct jv **replies;         /* per call: parsed reply, NULL for empty/non-JSON */
+  long *statuses;              /* per call: provider status */
+  struct ucrm_result *results; /* per link, over all calls in order */
   size_t nresults;
-  struct ucrm_verdict verdict;  /* of the current call */
+  struct ucrm_verdict verdict; /* of the current call */
   unsigned char *link_ok;
   struct ucrm_ratelimit rl;
 };
@@ -105,8 +105,10 @@ static void job_abort(void *data) {
     j->has_slot = 0;
     ucrm_gate_exit(j->acct);
   }
-  ulog(ULOG_INFO, "pipeline", "req_id=%s msg=\"client went away; provider calls cancelled\" "
-       "calls_done=%zu", j->req->request_id, j->cur);
+  ulog(ULOG_INFO, "pipeline",
+       "req_id=%s msg=\"client went away; provider calls cancelled\" "
+       "calls_done=%zu",
+       j->req->request_id, j->cur);
   job_free(j);
 }
 
@@ -208,8 +210,7 @@ static void job_stream_line(struct job *j, const char *status) {
     relay_line_close(&j->relay, status, error);
     return;
   }
-  relay_line(&j->relay, &j->plan.calls[j->cur], status, j->statuses[j->cur],
-             j->replies[j->cur]);
+  relay_line(&j->relay, &j->plan.calls[j->cur], status, j->statuses[j->cur], j->replies[j->cur]);
 }
 
 static void job_stream_end(struct job *j, const char *status, const char *error) {
@@ -315,8 +316,8 @@ static void job_fail(struct job *j, int status, const char *message, int remote)
   int several = j->plan.n > 1 || j->nresults > 1;
   struct jv *body;
   if (remote) {
-    struct jv *raw = ucrm_reply_value(j->replies[j->cur], ubuf_cstr(&j->call.resp),
-                                      j->call.resp.len);
+    struct jv *raw =
+        ucrm_reply_value(j->replies[j->cur], ubuf_cstr(&j->call.resp), j->call.resp.len);
     body = ucrm_body_remote_error(status, message, raw, j->results, j->nresults, several);
     jv_free(raw);
   } else {
@@ -373,9 +374,10 @@ static int job_retry(struct job *j) {
   j->retries++;
   j->waiting = 1;
   um_retry(j->acct->provider->name);
-  ulog(ULOG_INFO, "pipeline", "req_id=%s provider=%s msg=\"retrying provider call\" "
-       "status=%ld attempt=%d wait_ms=%ld", j->req->request_id, j->acct->provider->name,
-       j->call.status, j->attempt, wait);
+  ulog(ULOG_INFO, "pipeline",
+       "req_id=%s provider=%s msg=\"retrying provider call\" "
+       "status=%ld attempt=%d wait_ms=%ld",
+       j->req->request_id, j->acct->provider->name, j->call.status, j->attempt, wait);
   uv_timer_start(&j->timer, job_on_retry_timer, (uint64_t)wait, 0);
   return 1;
 }
@@ -386,8 +388,10 @@ static void job_transport_failed(struct job *j) {
 
   /* Raw bytes already relayed cannot be taken back: cut the response so it shows. */
   if (j->relayed && j->q.format == UCRM_FMT_RAW) {
-    ulog(ULOG_WARN, "pipeline", "req_id=%s provider=%s msg=\"relayed body broke off\" "
-         "curl=%d", j->req->request_id, j->acct->provider->name, (int)rc);
+    ulog(ULOG_WARN, "pipeline",
+         "req_id=%s provider=%s msg=\"relayed body broke off\" "
+         "curl=%d",
+         j->req->request_id, j->acct->provider->name, (int)rc);
     srv_req_abort(j->req);
     job_free(j);
     return;
@@ -400,11 +404,11 @@ static void job_transport_failed(struct job *j) {
 
   char msg[256];
   if (rc == CURLE_WRITE_ERROR)
-    snprintf(msg, sizeof(msg), "%s sent a response larger than %d bytes",
-             j->acct->provider->name, JOB_REPLY_MAX);
+    snprintf(msg, sizeof(msg), "%s sent a response larger than %d bytes", j->acct->provider->name,
+             JOB_REPLY_MAX);
   else
-    snprintf(msg, sizeof(msg), "could not complete the call to %s: %s",
-             j->acct->provider->name, curl_easy_strerror(rc));
+    snprintf(msg, sizeof(msg), "could not complete the call to %s: %s", j->acct->provider->name,
+             curl_easy_strerror(rc));
   snprintf(j->verdict.message, sizeof(j->verdict.message), "%s", msg);
   job_mark_call(j, 0);
   job_fail(j, timed_out ? 504 : 502, msg, 0);
@@ -427,9 +431,11 @@ static void job_on_done(struct up_call *c) {
   um_provider_call(j->acct->provider->name, j->plan.calls[j->cur].method,
                    c->result == CURLE_OK ? c->status : 0, secs);
   job_release_slot(j);
-  ulog(ULOG_DEBUG, "upstream", "req_id=%s provider=%s method=%s status=%ld curl=%d "
-       "new_connections=%ld", j->req->request_id, j->acct->provider->name,
-       j->plan.calls[j->cur].method, c->status, (int)c->result, c->num_connects);
+  ulog(ULOG_DEBUG, "upstream",
+       "req_id=%s provider=%s method=%s status=%ld curl=%d "
+       "new_connections=%ld",
+       j->req->request_id, j->acct->provider->name, j->plan.calls[j->cur].method, c->status,
+       (int)c->result, c->num_connects);
   j->paused = 0;
 
   if (c->result != CURLE_OK) {
@@ -555,8 +561,10 @@ static int job_take_slot(struct job *j) {
   }
 
   j->req->log_calls = 0;
-  ucrm_respond_error(j->req, 429, "too many requests are waiting for this integrated account; "
-                                  "retry shortly", "Retry-After: 1\r\n");
+  ucrm_respond_error(j->req, 429,
+                     "too many requests are waiting for this integrated account; "
+                     "retry shortly",
+                     "Retry-After: 1\r\n");
   job_free(j);
   return 1;
 }
@@ -566,8 +574,7 @@ static void job_start_call(struct job *j) {
   uint64_t now = uv_now(j->app->loop);
 
   /* A refresh is under way for this account: a call now would only carry the old token. */
-  if (ucrm_refresh_busy(j->acct) &&
-      ucrm_refresh_join(j->app->up, j->acct, &j->refresh) == 0)
+  if (ucrm_refresh_busy(j->acct) && ucrm_refresh_join(j->app->up, j->acct, &j->refresh) == 0)
     return;
 
   if (now >= j->deadline) {

@@ -64,8 +64,7 @@ static int query_bool(const char *name, const char *v, int *out, struct ucrm_err
   return 0;
 }
 
-static int query_scalar_once(const char *name, unsigned bit, unsigned *seen,
-                             struct ucrm_err *err) {
+static int query_scalar_once(const char *name, unsigned bit, unsigned *seen, struct ucrm_err *err) {
   if (*seen & bit)
     return ucrm_err_set(err, 400, "query parameter %s is repeated", name);
   *seen |= bit;
@@ -101,8 +100,8 @@ static int query_exclude_list(struct ucrm_query *q, const char *v, struct ucrm_e
  * percent-encoded outside the unreserved set, so nothing a client sends can add a parameter,
  * a fragment or a header line upstream.
  */
-static int query_remote(struct ucrm_query *q, struct ubuf *out, const char *key,
-                        const char *v, size_t vlen, struct ucrm_err *err) {
+static int query_remote(struct ucrm_query *q, struct ubuf *out, const char *key, const char *v,
+                        size_t vlen, struct ucrm_err *err) {
   const char *p = key + strlen("remote_query");
   int depth = 0;
   struct ubuf k;
@@ -137,8 +136,9 @@ static int query_remote(struct ucrm_query *q, struct ubuf *out, const char *key,
   int reserved = strcmp(ubuf_cstr(&k), "api_token") == 0;
   if (reserved || query_has_ctl(v, vlen) || query_has_ctl(key, strlen(key))) {
     ubuf_free(&k);
-    return ucrm_err_set(err, 400, reserved ? "remote_query may not set api_token"
-                                           : "remote_query holds a control character");
+    return ucrm_err_set(err, 400,
+                        reserved ? "remote_query may not set api_token"
+                                 : "remote_query holds a control character");
   }
   if (++q->nremote > UCRM_REMOTE_QUERY_MAX_PARAMS) {
     ubuf_free(&k);
@@ -156,8 +156,8 @@ static int query_remote(struct ucrm_query *q, struct ubuf *out, const char *key,
 
 enum { Q_ACCOUNT = 1, Q_FORMAT = 2, Q_IGNORE = 4, Q_DRY = 8, Q_EXCL = 16 };
 
-static int query_param(struct ucrm_query *q, unsigned *seen, struct ubuf *remote,
-                       const char *k, const char *v, size_t vlen, struct ucrm_err *err) {
+static int query_param(struct ucrm_query *q, unsigned *seen, struct ubuf *remote, const char *k,
+                       const char *v, size_t vlen, struct ucrm_err *err) {
   int rc = 0;
 
   if (strcmp(k, "integrated_account_id") == 0) {
@@ -170,8 +170,9 @@ static int query_param(struct ucrm_query *q, unsigned *seen, struct ubuf *remote
     while (rc == 0 && f < UCRM_ARRAY_LEN(query_formats) && strcmp(v, query_formats[f]) != 0)
       f++;
     if (rc == 0 && f == UCRM_ARRAY_LEN(query_formats))
-      rc = ucrm_err_set(err, 400, "truto_response_format must be unified, raw, normalized or "
-                                  "stream");
+      rc = ucrm_err_set(err, 400,
+                        "truto_response_format must be unified, raw, normalized or "
+                        "stream");
     q->format = (enum ucrm_format)f;
   } else if (strcmp(k, "truto_ignore_remote_data") == 0) {
     rc = query_scalar_once(k, Q_IGNORE, seen, err);
@@ -185,8 +186,9 @@ static int query_param(struct ucrm_query *q, unsigned *seen, struct ubuf *remote
   } else if (strncmp(k, "truto_exclude_fields[", 21) == 0) {
     size_t digits = strspn(k + 21, "0123456789");
     if (strcmp(k + 21 + digits, "]") != 0)
-      rc = ucrm_err_set(err, 400, "malformed truto_exclude_fields key; use "
-                                  "truto_exclude_fields[]=field");
+      rc = ucrm_err_set(err, 400,
+                        "malformed truto_exclude_fields key; use "
+                        "truto_exclude_fields[]=field");
     rc = rc != 0 ? rc : query_exclude_add(q, v, vlen, err);
   } else if (strncmp(k, "remote_query", 12) == 0) {
     rc = query_remote(q, remote, k, v, vlen, err);

@@ -140,8 +140,7 @@ int relay_line_close(struct relay *r, const char *status, const char *error) {
   return bad ? -1 : 0;
 }
 
-static struct jv *relay_applied(const struct relay *r, const struct ucrm_result *res,
-                                size_t nres) {
+static struct jv *relay_applied(const struct relay *r, const struct ucrm_result *res, size_t nres) {
   struct jv *assoc = jv_new(JV_OBJECT);
   for (size_t i = 0; assoc != NULL && i < nres; i++) {
     if (res[i].status != UCRM_LINK_APPLIED)
@@ -161,8 +160,8 @@ static struct jv *relay_applied(const struct relay *r, const struct ucrm_result 
   return assoc;
 }
 
-void relay_summary(struct relay *r, const struct ucrm_result *res, size_t nres,
-                   const char *status, const char *error) {
+void relay_summary(struct relay *r, const struct ucrm_result *res, size_t nres, const char *status,
+                   const char *error) {
   struct jv *o = jv_new(JV_OBJECT);
   struct jv *errors = jv_new(JV_ARRAY);
   if (o != NULL && errors != NULL) {

@@ -27,10 +27,10 @@ struct relay {
   const struct ucrm_query *q;
   const struct ucrm_assoc *a;
   struct jstream *js;
-  int started;   /* the response head has been sent */
-  int line_open; /* a streamed line waits for its remote_data to end */
+  int started;        /* the response head has been sent */
+  int line_open;      /* a streamed line waits for its remote_data to end */
   int line_has_field; /* the open line already holds a member (a comma comes next) */
-  int js_failed; /* the streamed remote_data was cut short or was not JSON */
+  int js_failed;      /* the streamed remote_data was cut short or was not JSON */
   char js_error[96];
 };
 
@@ -54,8 +54,8 @@ void relay_line_data(struct relay *r, const char *p, size_t n);
 int relay_line_close(struct relay *r, const char *status, const char *error);
 
 /* The summary line: links applied so far, the overall status and any error; ends the stream. */
-void relay_summary(struct relay *r, const struct ucrm_result *res, size_t nres,
-                   const char *status, const char *error);
+void relay_summary(struct relay *r, const struct ucrm_result *res, size_t nres, const char *status,
+                   const char *error);
 
 /* raw with one call: the provider's status, content type and bytes as they arrive. */
 void relay_raw_begin(struct relay *r, int status, const char *content_type, const char *extra);

@@ -127,9 +127,9 @@ static struct jv *rs_result(const struct ucrm_result *r, int with_error) {
   rc = rc != 0 ? rc : jv_obj_set(o, "kind", rs_str(ucrm_kind_name(r->link.kind)));
   rc = rc != 0 ? rc : jv_obj_set(o, "id", rs_str(r->link.id));
   rc = rc != 0 ? rc : jv_obj_set(o, "status", rs_str(rs_status_names[r->status]));
-  rc = rc != 0 ? rc : jv_obj_set(o, "remote_status", r->remote_status > 0
-                                                         ? jv_new_int(r->remote_status)
-                                                         : jv_new(JV_NULL));
+  rc = rc != 0 ? rc
+               : jv_obj_set(o, "remote_status",
+                            r->remote_status > 0 ? jv_new_int(r->remote_status) : jv_new(JV_NULL));
   if (rc == 0 && with_error)
     rc = jv_obj_set(o, "error", r->error != NULL ? rs_str(r->error) : jv_new(JV_NULL));
   if (rc != 0) {

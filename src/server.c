@@ -33,10 +33,10 @@ struct srv_conn {
   struct srv_conn *prev, *next;
   enum srv_conn_state state;
 
-  struct ubuf in;   /* received bytes not yet parsed (a request was in flight) */
+  struct ubuf in; /* received bytes not yet parsed (a request was in flight) */
   struct ubuf url;
   struct ubuf body;
-  char hname[64];   /* the header being read, lower-cased; longer names are not ours */
+  char hname[64]; /* the header being read, lower-cased; longer names are not ours */
   size_t hname_len;
   char hvalue[80];
   size_t hvalue_len;
@@ -48,7 +48,7 @@ struct srv_conn {
   int processing;
   int closing;
   int close_after_write;
-  int err_status; /* set by a callback that failed with HPE_USER */
+  int err_status;   /* set by a callback that failed with HPE_USER */
   int head_request; /* the request being answered is a HEAD */
   unsigned writes_pending;
   int handles_open;
@@ -85,32 +85,42 @@ static void srv_process(struct srv_conn *c);
 
 /* ---- small helpers ---- */
 
+struct srv_phrase {
+  int status;
+  const char *text;
+};
+
+static const struct srv_phrase srv_phrases[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {201, "Created"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {413, "Payload Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+};
+
 const char *srv_reason(int status) {
-  switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 204: return "No Content";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 402: return "Payment Required";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 410: return "Gone";
-  case 413: return "Payload Too Large";
-  case 414: return "URI Too Long";
-  case 415: return "Unsupported Media Type";
-  case 422: return "Unprocessable Entity";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
+  for (size_t i = 0; i < UCRM_ARRAY_LEN(srv_phrases); i++) {
+    if (srv_phrases[i].status == status)
+      return srv_phrases[i].text;
   }
   return status < 500 ? "Bad Request" : "Internal Server Error";
 }
@@ -228,9 +238,8 @@ static void srv_access_log(struct srv_conn *c) {
        "req_id=%s method=%s path=%s status=%d format=%s provider=%s provider_calls=%d "
        "retries=%d dur_ms=%llu",
        r->request_id, r->method_name, ulog_quote(path, sizeof(path), r->path), r->status,
-       r->log_format ? r->log_format : "-", r->log_provider ? r->log_provider : "-",
-       r->log_calls, r->log_retries,
-       (unsigned long long)(srv_now_ms(c->srv) - r->start_ms));
+       r->log_format ? r->log_format : "-", r->log_provider ? r->log_provider : "-", r->log_calls,
+       r->log_retries, (unsigned long long)(srv_now_ms(c->srv) - r->start_ms));
 }
 
 /* The response is fully queued: log it and move on to the next pipelined request. */
@@ -255,8 +264,8 @@ static void srv_req_done(struct srv_conn *c) {
   srv_process(c);
 }
 
-void srv_respond(struct srv_req *r, int status, const char *content_type,
-                 const char *extra_headers, const char *body, size_t len) {
+void srv_respond(struct srv_req *r, int status, const char *content_type, const char *extra_headers,
+                 const char *body, size_t len) {
   struct srv_conn *c = r->conn;
   struct ubuf out;
   ubuf_init(&out, len + 4096);
@@ -265,8 +274,9 @@ void srv_respond(struct srv_req *r, int status, const char *content_type,
   int rc = srv_head(&out, c, status, content_type, extra_headers);
   if (status == 204 || status == 304)
     len = 0; /* these never carry a body, nor a Content-Length for one */
-  rc = rc != 0 ? rc : status == 204 || status == 304 ? ubuf_puts(&out, "\r\n")
-                                                      : ubuf_printf(&out, "Content-Length: %zu\r\n\r\n", len);
+  rc = rc != 0                          ? rc
+       : status == 204 || status == 304 ? ubuf_puts(&out, "\r\n")
+                                        : ubuf_printf(&out, "Content-Length: %zu\r\n\r\n", len);
   /* A HEAD answer announces the body's length but never carries it (RFC 9110, 9.3.2). */
   if (rc == 0 && !c->head_request)
     rc = ubuf_append(&out, body, len);
@@ -344,9 +354,8 @@ static void srv_make_request_id(struct srv *s, char *out, size_t outlen);
 /* An error found while parsing: answer it as JSON and close the connection. */
 static void srv_fail(struct srv_conn *c, int status, const char *message) {
   char body[512];
-  int n = snprintf(body, sizeof(body),
-                   "{\"statusCode\":%d,\"error\":\"%s\",\"message\":\"%s\"}", status,
-                   srv_reason(status), message);
+  int n = snprintf(body, sizeof(body), "{\"statusCode\":%d,\"error\":\"%s\",\"message\":\"%s\"}",
+                   status, srv_reason(status), message);
   c->keep_alive = 0;
   c->state = SRV_BUSY;
   c->req.method_name = "-";
@@ -538,15 +547,15 @@ static void srv_parse_error(struct srv_conn *c, llhttp_errno_t err) {
   if (c->err_status != 0) {
     /* One of our callbacks refused the request; llhttp reports it under several codes. */
     int st = c->err_status;
-    srv_fail(c, st, st == 413 ? "request body is over the size limit"
-                    : st == 414 ? "request URL is too long"
-                    : st == 431 ? "request headers are over the size limit"
-                                : "malformed request");
+    srv_fail(c, st,
+             st == 413   ? "request body is over the size limit"
+             : st == 414 ? "request URL is too long"
+             : st == 431 ? "request headers are over the size limit"
+                         : "malformed request");
   } else if (err == HPE_PAUSED_UPGRADE) {
     srv_fail(c, 400, "protocol upgrades are not supported");
   } else {
-    ulog(ULOG_DEBUG, "server", "msg=\"malformed request\" reason=%s",
-         llhttp_errno_name(err));
+    ulog(ULOG_DEBUG, "server", "msg=\"malformed request\" reason=%s", llhttp_errno_name(err));
     srv_fail(c, 400, "malformed HTTP request");
   }
 }

@@ -34,7 +34,7 @@ enum srv_method { SRV_GET, SRV_POST, SRV_OTHER };
 struct srv_req {
   enum srv_method method;
   const char *method_name;
-  const char *path; /* without the query; NUL-terminated */
+  const char *path;  /* without the query; NUL-terminated */
   const char *query; /* after '?', or "" */
   size_t query_len;
   const char *body;
@@ -95,8 +95,8 @@ void srv_req_on_abort(struct srv_req *r, srv_abort_cb cb, void *data);
  * Sends a whole response. extra_headers is "" or lines each ending in "\r\n". The status line,
  * headers and body leave in one write.
  */
-void srv_respond(struct srv_req *r, int status, const char *content_type,
-                 const char *extra_headers, const char *body, size_t len);
+void srv_respond(struct srv_req *r, int status, const char *content_type, const char *extra_headers,
+                 const char *body, size_t len);
 
 /* A chunked response: begin, any number of chunks, end. Empty chunks are skipped. */
 void srv_stream_begin(struct srv_req *r, int status, const char *content_type,

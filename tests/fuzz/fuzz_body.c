@@ -185,8 +185,9 @@ static void check_links(const char *provider, const struct ucrm_assoc *a,
         fuzz_fail("%s: call %zu links an id the request did not name", provider, i);
       if (check_writes && !call_writes(c, c->links[j].id))
         fuzz_fail("%s: call %zu (%s %s) reports link %s '%s' but neither its path nor its "
-                  "body holds that id: %.300s", provider, i, c->method, c->path,
-                  ucrm_kind_name(c->links[j].kind), c->links[j].id, c->body);
+                  "body holds that id: %.300s",
+                  provider, i, c->method, c->path, ucrm_kind_name(c->links[j].kind), c->links[j].id,
+                  c->body);
     }
   }
 

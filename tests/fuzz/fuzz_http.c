@@ -228,8 +228,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   /* FUZZ_HTTP_SHOW=1 prints each reply, to see what a reproducer gets back. */
   if (getenv("FUZZ_HTTP_SHOW") != NULL)
-    fprintf(stderr, "--- %zu bytes sent, %zu received:\n%.*s\n", x.sent, x.out_len,
-            (int)x.out_len, x.out);
+    fprintf(stderr, "--- %zu bytes sent, %zu received:\n%.*s\n", x.sent, x.out_len, (int)x.out_len,
+            x.out);
   size_t responses = check_replies(x.out, x.out_len);
   /* Only an error found while parsing is answered without a dispatch, and it closes. */
   if (responses > fuzz_dispatched + 1)

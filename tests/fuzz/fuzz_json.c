@@ -22,8 +22,7 @@ static char *dump_or_fail(const struct jv *v, size_t *len, const char *what) {
   return s;
 }
 
-static void check_same(const char *what, const char *a, size_t alen, const char *b,
-                       size_t blen) {
+static void check_same(const char *what, const char *a, size_t alen, const char *b, size_t blen) {
   if (alen == blen && memcmp(a, b, alen) == 0)
     return;
   fuzz_dump_hex("first", a, alen);

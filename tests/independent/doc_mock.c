@@ -141,8 +141,12 @@ static const char *dm_reason(int status) {
   static const struct {
     int status;
     const char *text;
-  } reasons[] = {{200, "OK"},           {204, "No Content"},         {400, "Bad Request"},
-                 {401, "Unauthorized"}, {404, "Not Found"},          {405, "Method Not Allowed"},
+  } reasons[] = {{200, "OK"},
+                 {204, "No Content"},
+                 {400, "Bad Request"},
+                 {401, "Unauthorized"},
+                 {404, "Not Found"},
+                 {405, "Method Not Allowed"},
                  {415, "Unsupported Media Type"}};
   for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
     if (reasons[i].status == status)
@@ -235,7 +239,7 @@ static void dm_answer(struct dm_conn *c, const char *method, struct dm_reply *r)
     r->body = strdup("{}");
     r->len = 2;
   } else {
-    struct dm_req q = {method, path, c->auth, c->api_token, c->ctype, dm_buf_str(&c->body),
+    struct dm_req q = {method,     path, c->auth, c->api_token, c->ctype, dm_buf_str(&c->body),
                        c->body.len};
     dm_calls_add(method, target, q.body);
     dm_rules_answer(&q, r);

@@ -331,11 +331,11 @@ static int close_ref_ok(yajl_val v, const char *prefix, int nullable) {
  * Returns the offending key and sets *why, or NULL.
  */
 static const char *close_bad_field(int is_opp, yajl_val body, const char **why) {
-  static const char *const contact[] = {"emails", "lead_id", "name", "phones",
-                                        "timezone", "title", "urls", NULL};
-  static const char *const opp[] = {"attachments", "confidence", "contact_id", "date_won",
-                                    "note", "note_html", "status", "status_id",
-                                    "user_id", "value", "value_period", NULL};
+  static const char *const contact[] = {"emails",   "lead_id", "name", "phones",
+                                        "timezone", "title",   "urls", NULL};
+  static const char *const opp[] = {"attachments", "confidence", "contact_id",   "date_won",
+                                    "note",        "note_html",  "status",       "status_id",
+                                    "user_id",     "value",      "value_period", NULL};
   const char *waiver = getenv("DOC_MOCK_CLOSE_OPP_LEAD_ID");
   int lead_ok = !is_opp || (waiver != NULL && strcmp(waiver, "accept") == 0);
   for (size_t i = 0; i < body->u.object.len; i++) {
@@ -419,8 +419,8 @@ struct attio_ref {
 };
 
 static const struct attio_ref attio_refs[] = {
-    {"people", "company", "companies", 0},    {"people", "associated_deals", "deals", 1},
-    {"companies", "team", "people", 1},       {"companies", "associated_deals", "deals", 1},
+    {"people", "company", "companies", 0},       {"people", "associated_deals", "deals", 1},
+    {"companies", "team", "people", 1},          {"companies", "associated_deals", "deals", 1},
     {"deals", "associated_people", "people", 1}, {"deals", "associated_company", "companies", 0},
 };
 #define ATTIO_NREFS (sizeof(attio_refs) / sizeof(attio_refs[0]))
@@ -473,9 +473,8 @@ static void attio_ok(const char *object, const char *id, yajl_val values, struct
   char url[2 * DM_SEG_LEN + 64];
   snprintf(url, sizeof(url), "https://app.attio.com/doc-mock/%s/%s", object, id);
   yajl_gen g = yajl_gen_alloc(NULL);
-  gput(g, "{s{s{ssssss}sssss", "data", "id", "workspace_id",
-       "14beef7a-99f7-4534-a87e-70b564330a4c", "object_id",
-       "97052eb9-e65e-443f-a297-f2d9a4a7f795", "record_id", id, "created_at",
+  gput(g, "{s{s{ssssss}sssss", "data", "id", "workspace_id", "14beef7a-99f7-4534-a87e-70b564330a4c",
+       "object_id", "97052eb9-e65e-443f-a297-f2d9a4a7f795", "record_id", id, "created_at",
        "2025-01-01T00:00:00.000000000Z", "web_url", url, "values");
   dm_emit(g, values);
   gput(g, "}}");
@@ -527,8 +526,7 @@ static void attio_answer(const struct dm_req *q, int authorized, struct dm_reply
     return;
   }
   if (!dm_is_uuid(p.s[4])) {
-    attio_error(r, 400, "invalid_request_error", "validation_type",
-                "record_id must be a UUID.");
+    attio_error(r, 400, "invalid_request_error", "validation_type", "record_id must be a UUID.");
     return;
   }
   if (!dm_is_json(q->ctype)) {
@@ -658,8 +656,7 @@ static void sf_answer(const struct dm_req *q, int authorized, struct dm_reply *r
   }
   struct dm_path p;
   dm_split(q->path, &p);
-  int base = p.n >= 3 && dm_is(&p, 0, "services") && dm_is(&p, 1, "data") &&
-             sf_version_ok(p.s[2]);
+  int base = p.n >= 3 && dm_is(&p, 0, "services") && dm_is(&p, 1, "data") && sf_version_ok(p.s[2]);
   int one = base && p.n == 6 && dm_is(&p, 3, "sobjects") && dm_is(&p, 4, "Opportunity");
   int many = base && p.n == 5 && dm_is(&p, 3, "composite") && dm_is(&p, 4, "sobjects");
   if (!one && !many) {

@@ -51,7 +51,7 @@
 #define AUTH_SF "Authorization: Bearer " H_SF_TOKEN "\r\n"
 
 struct cf {
-  struct h_proc mock, strict;   /* doc mocks: lead_id waiver on, and fully strict */
+  struct h_proc mock, strict; /* doc mocks: lead_id waiver on, and fully strict */
   struct h_proc unicrm, strict_unicrm;
 };
 
@@ -89,8 +89,7 @@ static int dm_start(struct h_proc *p, int waive_lead_id) {
       unsetenv("DOC_MOCK_CLOSE_OPP_LEAD_ID");
     dup2(fds[1], 1);
     close(fds[0]);
-    snprintf(cmd, sizeof(cmd), "exec %s %s/doc_mock", wrapper != NULL ? wrapper : "",
-             DM_BIN_DIR);
+    snprintf(cmd, sizeof(cmd), "exec %s %s/doc_mock", wrapper != NULL ? wrapper : "", DM_BIN_DIR);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
   }
@@ -227,8 +226,7 @@ static int call_matches(yajl_val c, const struct want *w, int verbose) {
 static void print_calls(yajl_val calls) {
   for (size_t i = 0; YAJL_IS_ARRAY(calls) && i < calls->u.array.len; i++) {
     yajl_val c = calls->u.array.values[i];
-    fprintf(stderr, "  sent: %s %s %s\n", h_str(c, "method"), h_str(c, "path"),
-            h_str(c, "body"));
+    fprintf(stderr, "  sent: %s %s %s\n", h_str(c, "method"), h_str(c, "path"), h_str(c, "body"));
   }
 }
 
@@ -237,8 +235,7 @@ static void expect_calls(int port, const struct want *w, size_t n) {
   yajl_val calls = dm_calls(port);
   assert_true(YAJL_IS_ARRAY(calls));
   if (calls->u.array.len != n) {
-    fprintf(stderr, "doc mock saw %zu calls, the documented write is %zu\n",
-            calls->u.array.len, n);
+    fprintf(stderr, "doc mock saw %zu calls, the documented write is %zu\n", calls->u.array.len, n);
     print_calls(calls);
   }
   assert_int_equal(calls->u.array.len, n);
@@ -294,25 +291,24 @@ static void row(const char *acct, const char *entity, const char *id, const char
 /* ---- Salesforce --------------------------------------------------------------------------- */
 
 static void sf_accounts_one_opportunity(void **state) {
-  const struct want w[] = {{"PATCH", SF_BASE "/sobjects/Opportunity/" SF_OPP1,
-                            "{'AccountId':'" SF_ACC "'}"}};
+  const struct want w[] = {
+      {"PATCH", SF_BASE "/sobjects/Opportunity/" SF_OPP1, "{'AccountId':'" SF_ACC "'}"}};
   row(H_SALESFORCE, "accounts", SF_ACC, "{'opportunities':[{'id':'" SF_OPP1 "'}]}", w, 1);
 }
 
 static void sf_accounts_two_opportunities(void **state) {
-  const struct want w[] = {{"PATCH", SF_BASE "/composite/sobjects",
-                            "{'allOrNone':true,'records':["
-                            "{'attributes':{'type':'Opportunity'},'id':'" SF_OPP1
-                            "','AccountId':'" SF_ACC "'},"
-                            "{'attributes':{'type':'Opportunity'},'id':'" SF_OPP2
-                            "','AccountId':'" SF_ACC "'}]}"}};
+  const struct want w[] = {
+      {"PATCH", SF_BASE "/composite/sobjects",
+       "{'allOrNone':true,'records':["
+       "{'attributes':{'type':'Opportunity'},'id':'" SF_OPP1 "','AccountId':'" SF_ACC "'},"
+       "{'attributes':{'type':'Opportunity'},'id':'" SF_OPP2 "','AccountId':'" SF_ACC "'}]}"}};
   row(H_SALESFORCE, "accounts", SF_ACC,
       "{'opportunities':[{'id':'" SF_OPP1 "'},{'id':'" SF_OPP2 "'}]}", w, 1);
 }
 
 static void sf_opportunities_organizations(void **state) {
-  const struct want w[] = {{"PATCH", SF_BASE "/sobjects/Opportunity/" SF_OPP1,
-                            "{'AccountId':'" SF_ACC "'}"}};
+  const struct want w[] = {
+      {"PATCH", SF_BASE "/sobjects/Opportunity/" SF_OPP1, "{'AccountId':'" SF_ACC "'}"}};
   row(H_SALESFORCE, "opportunities", SF_OPP1, "{'organizations':[{'id':'" SF_ACC "'}]}", w, 1);
 }
 
@@ -322,30 +318,30 @@ static void sf_opportunities_organizations(void **state) {
 
 static void attio_accounts_opportunities(void **state) {
   const struct want w[] = {{"PATCH", "/v2/objects/companies/records/" AT_COMPANY,
-                            "{'data':{'values':{'associated_deals':["
-                            AT_REF("deals", AT_DEAL1) "," AT_REF("deals", AT_DEAL2) "]}}}"}};
+                            "{'data':{'values':{'associated_deals':[" AT_REF(
+                                "deals", AT_DEAL1) "," AT_REF("deals", AT_DEAL2) "]}}}"}};
   row(H_ATTIO, "accounts", AT_COMPANY,
       "{'opportunities':[{'id':'" AT_DEAL1 "'},{'id':'" AT_DEAL2 "'}]}", w, 1);
 }
 
 static void attio_opportunities_organizations(void **state) {
-  const struct want w[] = {{"PATCH", "/v2/objects/deals/records/" AT_DEAL1,
-                            "{'data':{'values':{'associated_company':["
-                            AT_REF("companies", AT_COMPANY) "]}}}"}};
+  const struct want w[] = {
+      {"PATCH", "/v2/objects/deals/records/" AT_DEAL1,
+       "{'data':{'values':{'associated_company':[" AT_REF("companies", AT_COMPANY) "]}}}"}};
   row(H_ATTIO, "opportunities", AT_DEAL1, "{'organizations':[{'id':'" AT_COMPANY "'}]}", w, 1);
 }
 
 static void attio_contacts_opportunities(void **state) {
-  const struct want w[] = {{"PATCH", "/v2/objects/people/records/" AT_PERSON,
-                            "{'data':{'values':{'associated_deals':["
-                            AT_REF("deals", AT_DEAL1) "]}}}"}};
+  const struct want w[] = {
+      {"PATCH", "/v2/objects/people/records/" AT_PERSON,
+       "{'data':{'values':{'associated_deals':[" AT_REF("deals", AT_DEAL1) "]}}}"}};
   row(H_ATTIO, "contacts", AT_PERSON, "{'opportunities':[{'id':'" AT_DEAL1 "'}]}", w, 1);
 }
 
 static void attio_contacts_accounts(void **state) {
-  const struct want w[] = {{"PATCH", "/v2/objects/people/records/" AT_PERSON,
-                            "{'data':{'values':{'company':["
-                            AT_REF("companies", AT_COMPANY) "]}}}"}};
+  const struct want w[] = {
+      {"PATCH", "/v2/objects/people/records/" AT_PERSON,
+       "{'data':{'values':{'company':[" AT_REF("companies", AT_COMPANY) "]}}}"}};
   row(H_ATTIO, "contacts", AT_PERSON, "{'accounts':[{'id':'" AT_COMPANY "'}]}", w, 1);
   assert_int_equal(reset_both(state), 0);
   row(H_ATTIO, "contacts", AT_PERSON, "{'organizations':[{'id':'" AT_COMPANY "'}]}", w, 1);
@@ -354,8 +350,8 @@ static void attio_contacts_accounts(void **state) {
 /* ---- Close -------------------------------------------------------------------------------- */
 
 static void close_opportunities_leads(void **state) {
-  const struct want w[] = {{"PUT", "/api/v1/opportunity/" CL_OPP1 "/",
-                            "{'lead_id':'" CL_LEAD "'}"}};
+  const struct want w[] = {
+      {"PUT", "/api/v1/opportunity/" CL_OPP1 "/", "{'lead_id':'" CL_LEAD "'}"}};
   row(H_CLOSE, "opportunities", CL_OPP1, "{'leads':[{'id':'" CL_LEAD "'}]}", w, 1);
 }
 
@@ -389,8 +385,8 @@ static void close_contacts_opportunities(void **state) {
   const struct want w[] = {
       {"PUT", "/api/v1/opportunity/" CL_OPP1 "/", "{'contact_id':'" CL_CONT "'}"},
       {"PUT", "/api/v1/opportunity/" CL_OPP2 "/", "{'contact_id':'" CL_CONT "'}"}};
-  row(H_CLOSE, "contacts", CL_CONT,
-      "{'opportunities':[{'id':'" CL_OPP1 "'},{'id':'" CL_OPP2 "'}]}", w, 2);
+  row(H_CLOSE, "contacts", CL_CONT, "{'opportunities':[{'id':'" CL_OPP1 "'},{'id':'" CL_OPP2 "'}]}",
+      w, 2);
 }
 
 /* ---- Pipedrive ---------------------------------------------------------------------------- */
@@ -404,8 +400,8 @@ static void pipedrive_leads_contacts_accounts(void **state) {
   assert_int_equal(reset_both(state), 0);
   row(H_PIPEDRIVE, "leads", PD_LEAD1, "{'accounts':[{'id':'456'}]}", org, 1);
   assert_int_equal(reset_both(state), 0);
-  row(H_PIPEDRIVE, "leads", PD_LEAD1, "{'contacts':[{'id':'42'}],'accounts':[{'id':'456'}]}",
-      both, 1);
+  row(H_PIPEDRIVE, "leads", PD_LEAD1, "{'contacts':[{'id':'42'}],'accounts':[{'id':'456'}]}", both,
+      1);
   assert_int_equal(reset_both(state), 0);
   row(H_PIPEDRIVE_OAUTH, "leads", PD_LEAD1, "{'contacts':[{'id':'42'}]}", person, 1);
 }
@@ -413,8 +409,8 @@ static void pipedrive_leads_contacts_accounts(void **state) {
 static void pipedrive_contacts_leads(void **state) {
   const struct want w[] = {{"PATCH", "/v1/leads/" PD_LEAD1, "{'person_id':42}"},
                            {"PATCH", "/v1/leads/" PD_LEAD2, "{'person_id':42}"}};
-  row(H_PIPEDRIVE, "contacts", "42",
-      "{'leads':[{'id':'" PD_LEAD1 "'},{'id':'" PD_LEAD2 "'}]}", w, 2);
+  row(H_PIPEDRIVE, "contacts", "42", "{'leads':[{'id':'" PD_LEAD1 "'},{'id':'" PD_LEAD2 "'}]}", w,
+      2);
 }
 
 static void pipedrive_contacts_opportunities(void **state) {
@@ -457,8 +453,8 @@ static void expect_pd_error(yajl_val v, long status, long want) {
 static void strict_pipedrive(void **state) {
   long st;
   int p = g.strict.port;
-  yajl_val v = direct(p, "PATCH", "/v1/leads/" PD_LEAD1, AUTH_PD CT_JSON, "{'person_id':'42'}",
-                      &st);
+  yajl_val v =
+      direct(p, "PATCH", "/v1/leads/" PD_LEAD1, AUTH_PD CT_JSON, "{'person_id':'42'}", &st);
   expect_pd_error(v, st, 400);
   v = direct(p, "PATCH", "/api/v2/persons/42", AUTH_PD CT_JSON, "{'org_id':'456'}", &st);
   expect_pd_error(v, st, 400);
@@ -479,8 +475,8 @@ static void strict_pipedrive(void **state) {
 static void strict_close(void **state) {
   long st;
   const char *opp = "/api/v1/opportunity/" CL_OPP1 "/";
-  yajl_val v = direct(g.strict.port, "PUT", opp, AUTH_CLOSE CT_JSON, "{'lead_id':'" CL_LEAD "'}",
-                      &st);
+  yajl_val v =
+      direct(g.strict.port, "PUT", opp, AUTH_CLOSE CT_JSON, "{'lead_id':'" CL_LEAD "'}", &st);
   assert_int_equal(st, 400);
   assert_true(YAJL_IS_ARRAY(h_get(v, "errors")));
   assert_non_null(h_str(v, "field-errors/lead_id"));
@@ -501,8 +497,9 @@ static void strict_close(void **state) {
   assert_int_equal(st, 404);
   yajl_tree_free(v);
   /* base64("close-test-key:secret"): the password must be empty. */
-  v = direct(g.strict.port, "PUT", opp, "Authorization: Basic Y2xvc2UtdGVzdC1rZXk6c2VjcmV0\r\n"
-             CT_JSON, "{'contact_id':'" CL_CONT "'}", &st);
+  v = direct(g.strict.port, "PUT", opp,
+             "Authorization: Basic Y2xvc2UtdGVzdC1rZXk6c2VjcmV0\r\n" CT_JSON,
+             "{'contact_id':'" CL_CONT "'}", &st);
   assert_int_equal(st, 401);
   yajl_tree_free(v);
 }
@@ -519,23 +516,23 @@ static void strict_attio(void **state) {
   long st;
   int p = g.strict.port;
   const char *person = "/v2/objects/people/records/" AT_PERSON;
-  yajl_val v = direct(p, "PATCH", person, AUTH_ATTIO CT_JSON,
-                      "{'data':{'values':{'associated_deals':[" AT_REF("companies", AT_DEAL1)
-                      "]}}}", &st);
+  yajl_val v =
+      direct(p, "PATCH", person, AUTH_ATTIO CT_JSON,
+             "{'data':{'values':{'associated_deals':[" AT_REF("companies", AT_DEAL1) "]}}}", &st);
   expect_attio_error(v, st, 400, "validation_type");
   v = direct(p, "PATCH", person, AUTH_ATTIO CT_JSON,
-             "{'data':{'values':{'company':[" AT_REF("companies", AT_COMPANY) ","
-             AT_REF("companies", AT_DEAL1) "]}}}", &st);
-  expect_attio_error(v, st, 400, "validation_type");
-  v = direct(p, "PATCH", person, AUTH_ATTIO CT_JSON,
-             "{'data':{'values':{'associated_company':" AT_REF("companies", AT_COMPANY) "}}}",
+             "{'data':{'values':{'company':[" AT_REF("companies", AT_COMPANY) "," AT_REF(
+                 "companies", AT_DEAL1) "]}}}",
              &st);
+  expect_attio_error(v, st, 400, "validation_type");
+  v = direct(p, "PATCH", person, AUTH_ATTIO CT_JSON,
+             "{'data':{'values':{'associated_company':" AT_REF("companies", AT_COMPANY) "}}}", &st);
   expect_attio_error(v, st, 404, "not_found");
   v = direct(p, "PATCH", person, AUTH_ATTIO CT_JSON,
              "{'values':{'company':" AT_REF("companies", AT_COMPANY) "}}", &st);
   expect_attio_error(v, st, 400, "validation_type");
-  v = direct(p, "PATCH", person, "Authorization: Bearer nope\r\n" CT_JSON,
-             "{'data':{'values':{}}}", &st);
+  v = direct(p, "PATCH", person, "Authorization: Bearer nope\r\n" CT_JSON, "{'data':{'values':{}}}",
+             &st);
   expect_attio_error(v, st, 401, "unauthorized");
 }
 
@@ -585,8 +582,8 @@ static void strict_salesforce(void **state) {
   v = direct(p, "PATCH", many, AUTH_SF CT_JSON,
              "{'allOrNone':true,'records':["
              "{'attributes':{'type':'Opportunity'},'id':'" SF_OPP1 "','AccountId':'" SF_ACC "'},"
-             "{'attributes':{'type':'Opportunity'},'id':'" SF_OPP2 "','AccountId':'" SF_OPP1
-             "'}]}", &st);
+             "{'attributes':{'type':'Opportunity'},'id':'" SF_OPP2 "','AccountId':'" SF_OPP1 "'}]}",
+             &st);
   assert_int_equal(st, 200);
   assert_true(YAJL_IS_FALSE(h_get(v, "0/success")));
   assert_string_equal(h_str(v, "0/errors/0/statusCode"), "ALL_OR_NONE_OPERATION_ROLLED_BACK");

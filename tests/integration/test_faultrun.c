@@ -62,15 +62,16 @@ static void record(int i, long status, const char *body) {
 }
 
 static void test_fault_run_loses_nothing(void **state) {
-  fault("[{\"path_prefix\":\"/api/v2/deals/101\",\"status\":429,\"headers\":{\"Retry-After\":\"0\"}},"
-        "{\"path_prefix\":\"/api/v2/deals/202\",\"status\":503,\"times\":2},"
-        "{\"path_prefix\":\"/api/v2/deals/303\",\"status\":500,\"times\":-1},"
-        "{\"path_prefix\":\"/api/v2/deals/402\",\"close\":true,\"times\":1},"
-        "{\"path_prefix\":\"/api/v2/deals/501\",\"delay_ms\":700,\"times\":1},"
-        "{\"path_prefix\":\"/api/v2/deals/602\",\"status\":404,\"times\":-1},"
-        "{\"path_prefix\":\"/api/v2/deals/701\",\"status\":422,\"times\":-1},"
-        "{\"path_prefix\":\"/api/v2/deals/803\",\"close\":true,\"times\":-1},"
-        "{\"path_prefix\":\"/api/v2/deals/90\",\"status\":502,\"times\":2}]");
+  fault(
+      "[{\"path_prefix\":\"/api/v2/deals/101\",\"status\":429,\"headers\":{\"Retry-After\":\"0\"}},"
+      "{\"path_prefix\":\"/api/v2/deals/202\",\"status\":503,\"times\":2},"
+      "{\"path_prefix\":\"/api/v2/deals/303\",\"status\":500,\"times\":-1},"
+      "{\"path_prefix\":\"/api/v2/deals/402\",\"close\":true,\"times\":1},"
+      "{\"path_prefix\":\"/api/v2/deals/501\",\"delay_ms\":700,\"times\":1},"
+      "{\"path_prefix\":\"/api/v2/deals/602\",\"status\":404,\"times\":-1},"
+      "{\"path_prefix\":\"/api/v2/deals/701\",\"status\":422,\"times\":-1},"
+      "{\"path_prefix\":\"/api/v2/deals/803\",\"close\":true,\"times\":-1},"
+      "{\"path_prefix\":\"/api/v2/deals/90\",\"status\":502,\"times\":2}]");
 
   char url[256];
   snprintf(url, sizeof(url),

@@ -13,14 +13,18 @@
 #define SF_ACC "0015g00000AbCdEAAV"
 #define SF_OPP "0065g00000XyZ12AAB"
 #define SF_OPP2 "0065g00000XyZ13AAB"
-#define PD_LEAD_BODY "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" \
-                     "{\"contacts\":[{\"id\":\"9\"}]}}"
-#define PD_DEALS_BODY "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":" \
-                      "{\"opportunities\":[{\"id\":\"1\"},{\"id\":\"2\"}]}}"
-#define SF_ONE_BODY "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":" \
-                    "{\"opportunities\":[{\"id\":\"" SF_OPP "\"}]}}"
-#define SF_TWO_BODY "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":" \
-                    "{\"opportunities\":[{\"id\":\"" SF_OPP "\"},{\"id\":\"" SF_OPP2 "\"}]}}"
+#define PD_LEAD_BODY                                                                               \
+  "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"                             \
+  "{\"contacts\":[{\"id\":\"9\"}]}}"
+#define PD_DEALS_BODY                                                                              \
+  "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":"                                \
+  "{\"opportunities\":[{\"id\":\"1\"},{\"id\":\"2\"}]}}"
+#define SF_ONE_BODY                                                                                \
+  "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":"                        \
+  "{\"opportunities\":[{\"id\":\"" SF_OPP "\"}]}}"
+#define SF_TWO_BODY                                                                                \
+  "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":"                        \
+  "{\"opportunities\":[{\"id\":\"" SF_OPP "\"},{\"id\":\"" SF_OPP2 "\"}]}}"
 
 static void fault(const char *json) {
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults", json), 0);
@@ -87,8 +91,8 @@ static void test_raw_several_calls_is_array(void **state) {
 }
 
 static void test_raw_collection_is_judged_before_answering(void **state) {
-  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/salesforce/fail_ids",
-                               "[\"" SF_OPP2 "\"]"), 0);
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/salesforce/fail_ids", "[\"" SF_OPP2 "\"]"),
+                   0);
   struct h_resp r;
   h_associate(g_fx.unicrm.port, H_SALESFORCE, "&truto_response_format=raw", SF_TWO_BODY, &r);
   assert_true(r.status >= 400); /* a failed record is never a raw 200 */
@@ -266,7 +270,8 @@ static void test_ratelimit_headers(void **state) {
 
   h_associate(g_fx.unicrm.port, H_CLOSE, NULL,
               "{\"entity\":\"contacts\",\"entity_id\":\"cont_1\",\"associations\":"
-              "{\"leads\":[{\"id\":\"lead_1\"}]}}", &r);
+              "{\"leads\":[{\"id\":\"lead_1\"}]}}",
+              &r);
   assert_int_equal(r.status, 201);
   assert_string_equal(h_header(&r, "ratelimit-limit", v, sizeof(v)), "20");
   assert_string_equal(h_header(&r, "ratelimit-reset", v, sizeof(v)), "2");
@@ -327,7 +332,8 @@ static void test_slow_reader_backpressure(void **state) {
   snprintf(req, sizeof(req),
            "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE
            "&truto_response_format=stream HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n"
-           "Connection: close\r\n\r\n%s", strlen(PD_LEAD_BODY), PD_LEAD_BODY);
+           "Connection: close\r\n\r\n%s",
+           strlen(PD_LEAD_BODY), PD_LEAD_BODY);
   char small[4096];
   /* h_raw reads at most 4 KiB here, then closes: meanwhile the body keeps coming. */
   int fd_bytes = h_raw(g_fx.unicrm.port, req, strlen(req), 1500, small, sizeof(small));

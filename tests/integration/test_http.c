@@ -10,8 +10,9 @@
 #include "common.h"
 
 #define LEAD "adf21080-0e10-11eb-879b-05d71fb426ec"
-#define BODY "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" \
-             "{\"contacts\":[{\"id\":\"9\"}]}}"
+#define BODY                                                                                       \
+  "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"                             \
+  "{\"contacts\":[{\"id\":\"9\"}]}}"
 #define TARGET "/unified/crm/associations?integrated_account_id=" H_PIPEDRIVE
 
 static char out[65536];
@@ -67,8 +68,10 @@ static void test_long_chunk_extension_rejected(void **state) {
   char ext[2100];
   memset(ext, 'a', sizeof(ext) - 1);
   ext[sizeof(ext) - 1] = '\0';
-  snprintf(req, sizeof(req), "POST " TARGET " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
-           "chunked\r\n\r\n2;x=%s\r\n{}\r\n0\r\n\r\n", ext);
+  snprintf(req, sizeof(req),
+           "POST " TARGET " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n2;x=%s\r\n{}\r\n0\r\n\r\n",
+           ext);
   expect_400_and_close(req);
 }
 
@@ -94,8 +97,10 @@ static void test_pipelined_answers_in_order(void **state) {
 
 static void test_expect_100_continue(void **state) {
   char req[512];
-  snprintf(req, sizeof(req), "POST " TARGET " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(BODY), BODY);
+  snprintf(req, sizeof(req),
+           "POST " TARGET " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+           strlen(BODY), BODY);
   raw(req);
   assert_memory_equal(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 ", 38);
 }

@@ -18,8 +18,9 @@
 #include "common.h"
 
 #define LEAD "adf21080-0e10-11eb-879b-05d71fb426ec"
-#define BODY "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" \
-             "{\"contacts\":[{\"id\":\"9\"}]}}"
+#define BODY                                                                                       \
+  "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"                             \
+  "{\"contacts\":[{\"id\":\"9\"}]}}"
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -71,7 +72,8 @@ static int connect_port(int port) {
 static void test_sigterm_drains_in_flight(void **state) {
   assert_int_equal(fx_start(NULL), 0);
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":1000}"), 0);
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":1000}"),
+                   0);
   /* An idle keep-alive connection opened before the signal. */
   int idle = connect_port(g_fx.unicrm.port);
   assert_true(idle >= 0);
@@ -108,7 +110,8 @@ static void test_sigterm_drains_in_flight(void **state) {
 static void test_pipelined_request_not_started_while_draining(void **state) {
   assert_int_equal(fx_start(NULL), 0);
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":800}"), 0);
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":800}"),
+                   0);
   char req[512];
   snprintf(req, sizeof(req),
            "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
@@ -138,7 +141,8 @@ static void test_request_completed_while_draining_gets_503(void **state) {
   char head[512];
   snprintf(head, sizeof(head),
            "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
-           "Host: x\r\nContent-Length: %zu\r\n\r\n", strlen(BODY));
+           "Host: x\r\nContent-Length: %zu\r\n\r\n",
+           strlen(BODY));
   int fd = connect_port(g_fx.unicrm.port);
   assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
   sleep_ms(150 * slow_factor());
@@ -161,11 +165,13 @@ static void test_request_completed_while_draining_gets_503(void **state) {
 static void test_client_disconnect_cancels_call(void **state) {
   assert_int_equal(fx_start(NULL), 0);
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":1500}"), 0);
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":1500}"),
+                   0);
   char req[512];
   snprintf(req, sizeof(req),
            "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
-           "Host: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(BODY), BODY);
+           "Host: x\r\nContent-Length: %zu\r\n\r\n%s",
+           strlen(BODY), BODY);
   int fd = connect_port(g_fx.unicrm.port);
   assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
   wait_calls(1);
@@ -243,8 +249,8 @@ static void test_max_connections(void **state) {
 
   close(fds[0]);
   sleep_ms(100 * slow_factor());
-  n = h_raw(g_fx.unicrm.port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            54, 1000, out, sizeof(out));
+  n = h_raw(g_fx.unicrm.port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 54,
+            1000, out, sizeof(out));
   assert_true(n > 0);
   assert_memory_equal(out, "HTTP/1.1 200 ", 13);
   close(fds[1]);
@@ -258,8 +264,7 @@ static double cpu_seconds(pid_t pid) {
   unsigned long utime = 0, stime = 0;
   if (f != NULL) {
     /* Fields 14 and 15 (utime, stime), after the command name in parentheses. */
-    fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-           &stime);
+    fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
     fclose(f);
   }
   return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);

@@ -36,56 +36,67 @@ struct row {
 };
 
 static const struct row rows[] = {
-    {"pipedrive leads -> contacts + accounts, one PATCH", H_PIPEDRIVE,
+    {"pipedrive leads -> contacts + accounts, one PATCH",
+     H_PIPEDRIVE,
      "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"
      "{\"contacts\":[{\"id\":\"123\"}],\"accounts\":[{\"id\":456}]}}",
      {{"PATCH", "/v1/leads/" LEAD, "{\"person_id\":123,\"organization_id\":456}"}},
      "x-api-token: " H_PD_TOKEN},
-    {"pipedrive leads -> accounts via acocunts alias", H_PIPEDRIVE,
+    {"pipedrive leads -> accounts via acocunts alias",
+     H_PIPEDRIVE,
      "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"
      "{\"acocunts\":[{\"id\":\"456\"}]}}",
      {{"PATCH", "/v1/leads/" LEAD, "{\"organization_id\":456}"}},
      "x-api-token: " H_PD_TOKEN},
-    {"pipedrive contacts -> leads, one PATCH per lead", H_PIPEDRIVE,
+    {"pipedrive contacts -> leads, one PATCH per lead",
+     H_PIPEDRIVE,
      "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":"
      "{\"leads\":[{\"id\":\"" LEAD "\"},{\"id\":\"" LEAD2 "\"},{\"id\":\"" LEAD "\"}]}}",
      {{"PATCH", "/v1/leads/" LEAD, "{\"person_id\":42}"},
       {"PATCH", "/v1/leads/" LEAD2, "{\"person_id\":42}"}},
      "x-api-token: " H_PD_TOKEN},
-    {"pipedrive contacts -> opportunities, v2 deals", H_PIPEDRIVE,
+    {"pipedrive contacts -> opportunities, v2 deals",
+     H_PIPEDRIVE,
      "{\"entity\":\"contacts\",\"entity_id\":42,\"associations\":"
      "{\"opportunities\":[{\"id\":\"77\"},{\"id\":\"78\"}]}}",
      {{"PATCH", "/api/v2/deals/77", "{\"person_id\":42}"},
       {"PATCH", "/api/v2/deals/78", "{\"person_id\":42}"}},
      "x-api-token: " H_PD_TOKEN},
-    {"pipedrive contacts -> organizations, v2 person", H_PIPEDRIVE_OAUTH,
+    {"pipedrive contacts -> organizations, v2 person",
+     H_PIPEDRIVE_OAUTH,
      "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":"
      "{\"organizations\":[{\"id\":\"456\"}],\"accounts\":[{\"id\":\"456\"}]}}",
      {{"PATCH", "/api/v2/persons/42", "{\"org_id\":456}"}},
      "authorization: Bearer pd-oauth-token"},
-    {"pipedrive remote_data deep-merged", H_PIPEDRIVE,
+    {"pipedrive remote_data deep-merged",
+     H_PIPEDRIVE,
      "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":"
      "{\"accounts\":[{\"id\":\"456\"}]},\"remote_data\":{\"visible_to\":3,"
      "\"custom_fields\":{\"a\":1}}}",
-     {{"PATCH", "/api/v2/persons/42", "{\"org_id\":456,\"visible_to\":3,\"custom_fields\":{\"a\":1}}"}},
+     {{"PATCH", "/api/v2/persons/42",
+       "{\"org_id\":456,\"visible_to\":3,\"custom_fields\":{\"a\":1}}"}},
      "x-api-token: " H_PD_TOKEN},
-    {"close opportunities -> leads", H_CLOSE,
+    {"close opportunities -> leads",
+     H_CLOSE,
      "{\"entity\":\"opportunities\",\"entity_id\":\"" OPPO "\",\"associations\":"
      "{\"leads\":[{\"id\":\"" CLEAD "\"}]}}",
      {{"PUT", "/api/v1/opportunity/" OPPO "/", "{\"lead_id\":\"" CLEAD "\"}"}},
      "authorization: Basic Y2xvc2UtdGVzdC1rZXk6"},
-    {"close contacts -> accounts is the contact's lead", H_CLOSE,
+    {"close contacts -> accounts is the contact's lead",
+     H_CLOSE,
      "{\"entity\":\"contacts\",\"entity_id\":\"" CONT "\",\"associations\":"
      "{\"accounts\":[{\"id\":\"" CLEAD "\"}]}}",
      {{"PUT", "/api/v1/contact/" CONT "/", "{\"lead_id\":\"" CLEAD "\"}"}},
      "authorization: Basic Y2xvc2UtdGVzdC1rZXk6"},
-    {"close contacts -> opportunities, one PUT each", H_CLOSE_BEARER,
+    {"close contacts -> opportunities, one PUT each",
+     H_CLOSE_BEARER,
      "{\"entity\":\"contacts\",\"entity_id\":\"" CONT "\",\"associations\":"
      "{\"opportunities\":[{\"id\":\"" OPPO "\"},{\"id\":\"" OPPO2 "\"}]}}",
      {{"PUT", "/api/v1/opportunity/" OPPO "/", "{\"contact_id\":\"" CONT "\"}"},
       {"PUT", "/api/v1/opportunity/" OPPO2 "/", "{\"contact_id\":\"" CONT "\"}"}},
      "authorization: Bearer close-oauth-token"},
-    {"attio accounts -> opportunities appends with PATCH", H_ATTIO,
+    {"attio accounts -> opportunities appends with PATCH",
+     H_ATTIO,
      "{\"entity\":\"accounts\",\"entity_id\":\"" COMPANY "\",\"associations\":"
      "{\"opportunities\":[{\"id\":\"" DEAL "\"},{\"id\":\"" DEAL2 "\"}]}}",
      {{"PATCH", "/v2/objects/companies/records/" COMPANY,
@@ -93,14 +104,16 @@ static const struct row rows[] = {
        "\"target_record_id\":\"" DEAL "\"},{\"target_object\":\"deals\","
        "\"target_record_id\":\"" DEAL2 "\"}]}}}"}},
      "authorization: Bearer " H_ATTIO_TOKEN},
-    {"attio opportunities -> organizations", H_ATTIO,
+    {"attio opportunities -> organizations",
+     H_ATTIO,
      "{\"entity\":\"opportunities\",\"entity_id\":\"" DEAL "\",\"associations\":"
      "{\"organizations\":[{\"id\":\"" COMPANY "\"}]}}",
      {{"PATCH", "/v2/objects/deals/records/" DEAL,
        "{\"data\":{\"values\":{\"associated_company\":[{\"target_object\":\"companies\","
        "\"target_record_id\":\"" COMPANY "\"}]}}}"}},
      "authorization: Bearer " H_ATTIO_TOKEN},
-    {"attio contacts -> opportunities and accounts in one PATCH", H_ATTIO,
+    {"attio contacts -> opportunities and accounts in one PATCH",
+     H_ATTIO,
      "{\"entity\":\"contacts\",\"entity_id\":\"" PERSON "\",\"associations\":"
      "{\"opportunities\":[{\"id\":\"" DEAL "\"}],\"accounts\":[{\"id\":\"" COMPANY "\"}]}}",
      {{"PATCH", "/v2/objects/people/records/" PERSON,
@@ -108,13 +121,15 @@ static const struct row rows[] = {
        "\"target_record_id\":\"" DEAL "\"}],\"company\":[{\"target_object\":\"companies\","
        "\"target_record_id\":\"" COMPANY "\"}]}}}"}},
      "authorization: Bearer " H_ATTIO_TOKEN},
-    {"salesforce accounts -> one opportunity", H_SALESFORCE,
+    {"salesforce accounts -> one opportunity",
+     H_SALESFORCE,
      "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":"
      "{\"opportunities\":[{\"id\":\"" SF_OPP "\"}]}}",
      {{"PATCH", "/services/data/v62.0/sobjects/Opportunity/" SF_OPP,
        "{\"AccountId\":\"" SF_ACC "\"}"}},
      "authorization: Bearer " H_SF_TOKEN},
-    {"salesforce accounts -> two opportunities, one collection", H_SALESFORCE,
+    {"salesforce accounts -> two opportunities, one collection",
+     H_SALESFORCE,
      "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":"
      "{\"opportunities\":[{\"id\":\"" SF_OPP "\"},{\"id\":\"" SF_OPP2 "\"}]}}",
      {{"PATCH", "/services/data/v62.0/composite/sobjects",
@@ -122,7 +137,8 @@ static const struct row rows[] = {
        "\"id\":\"" SF_OPP "\",\"AccountId\":\"" SF_ACC "\"},{\"attributes\":"
        "{\"type\":\"Opportunity\"},\"id\":\"" SF_OPP2 "\",\"AccountId\":\"" SF_ACC "\"}]}"}},
      "authorization: Bearer " H_SF_TOKEN},
-    {"salesforce opportunities -> organizations, configured version", H_SALESFORCE_NOREFRESH,
+    {"salesforce opportunities -> organizations, configured version",
+     H_SALESFORCE_NOREFRESH,
      "{\"entity\":\"opportunities\",\"entity_id\":\"" SF_OPP "\",\"associations\":"
      "{\"organizations\":[{\"id\":\"" SF_ACC "\"}]}}",
      {{"PATCH", "/services/data/v60.0/sobjects/Opportunity/" SF_OPP,

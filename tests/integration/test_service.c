@@ -10,8 +10,9 @@
 #include "common.h"
 
 #define LEAD "adf21080-0e10-11eb-879b-05d71fb426ec"
-#define PD_LEAD_BODY "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" \
-                     "{\"contacts\":[{\"id\":\"9\"}]}}"
+#define PD_LEAD_BODY                                                                               \
+  "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"                             \
+  "{\"contacts\":[{\"id\":\"9\"}]}}"
 
 static int group_setup(void **state) {
   return fx_start("\"upstream\":{\"max_inflight_per_account\":1,\"max_queue_per_account\":1},");
@@ -72,7 +73,8 @@ static void test_metrics_move(void **state) {
   double h0 = sample(before, hist);
 
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"status\":503}"), 0);
+                               "{\"path_prefix\":\"/v1/leads/\",\"status\":503}"),
+                   0);
   struct h_resp r;
   h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, PD_LEAD_BODY, &r);
   assert_int_equal(r.status, 201);
@@ -105,9 +107,11 @@ static void test_access_log_fields(void **state) {
             PD_LEAD_BODY, "X-Request-Id: logcheck-1", &r);
   assert_int_equal(r.status, 201);
   h_resp_free(&r);
-  assert_true(h_file_wait(g_fx.unicrm.log_path, "comp=access req_id=logcheck-1 method=POST "
+  assert_true(h_file_wait(g_fx.unicrm.log_path,
+                          "comp=access req_id=logcheck-1 method=POST "
                           "path=/unified/crm/associations status=201 format=normalized "
-                          "provider=pipedrive provider_calls=1 retries=0 dur_ms=", 2000));
+                          "provider=pipedrive provider_calls=1 retries=0 dur_ms=",
+                          2000));
   assert_false(h_file_contains(g_fx.unicrm.log_path, "zzz"));       /* no query value */
   assert_false(h_file_contains(g_fx.unicrm.log_path, "entity_id")); /* no body */
 }
@@ -119,7 +123,8 @@ static size_t discard(char *p, size_t size, size_t n, void *userp) {
 /* One slot, one queue place: of three simultaneous requests, one is refused with 429. */
 static void test_fairness_queue_then_refuse(void **state) {
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":400,\"times\":-1}"), 0);
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":400,\"times\":-1}"),
+                   0);
   char url[256];
   snprintf(url, sizeof(url),
            "http://127.0.0.1:%d/unified/crm/associations?integrated_account_id=" H_PIPEDRIVE,

@@ -16,12 +16,15 @@
 #define SF_OPP "0065g00000XyZ12AAB"
 #define SF_OPP2 "0065g00000XyZ13AAB"
 #define SF_OPP3 "0065g00000XyZ14AAB"
-#define PD_LEAD_BODY "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" \
-                     "{\"contacts\":[{\"id\":\"9\"}]}}"
-#define PD_DEALS_BODY "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":" \
-                      "{\"opportunities\":[{\"id\":\"1\"},{\"id\":\"2\"},{\"id\":\"3\"}]}}"
-#define SF_ONE_BODY "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":" \
-                    "{\"opportunities\":[{\"id\":\"" SF_OPP "\"}]}}"
+#define PD_LEAD_BODY                                                                               \
+  "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"                             \
+  "{\"contacts\":[{\"id\":\"9\"}]}}"
+#define PD_DEALS_BODY                                                                              \
+  "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":"                                \
+  "{\"opportunities\":[{\"id\":\"1\"},{\"id\":\"2\"},{\"id\":\"3\"}]}}"
+#define SF_ONE_BODY                                                                                \
+  "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":"                        \
+  "{\"opportunities\":[{\"id\":\"" SF_OPP "\"}]}}"
 
 static int group_setup(void **state) {
   return fx_start("\"upstream\":{\"timeout_ms\":800,\"max_retries\":2},"
@@ -102,14 +105,17 @@ static void test_attio_retry_after_http_date(void **state) {
   gmtime_r(&at, &tm);
   char date[64];
   strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  snprintf(f, sizeof(f), "{\"path_prefix\":\"/v2/objects/\",\"status\":429,"
-                         "\"headers\":{\"Retry-After\":\"%s\"}}", date);
+  snprintf(f, sizeof(f),
+           "{\"path_prefix\":\"/v2/objects/\",\"status\":429,"
+           "\"headers\":{\"Retry-After\":\"%s\"}}",
+           date);
   fault(f);
   struct h_resp r;
-  h_associate(g_fx.unicrm.port, H_ATTIO, NULL,
-              "{\"entity\":\"contacts\",\"entity_id\":\"5829dd6c-0577-40dc-a858-8bd9a0d6aa58\","
-              "\"associations\":{\"accounts\":[{\"id\":\"97052eb9-e65e-443f-a297-f2d9a4a7f795\"}]}}",
-              &r);
+  h_associate(
+      g_fx.unicrm.port, H_ATTIO, NULL,
+      "{\"entity\":\"contacts\",\"entity_id\":\"5829dd6c-0577-40dc-a858-8bd9a0d6aa58\","
+      "\"associations\":{\"accounts\":[{\"id\":\"97052eb9-e65e-443f-a297-f2d9a4a7f795\"}]}}",
+      &r);
   assert_int_equal(r.status, 201);
   h_resp_free(&r);
   assert_int_equal(h_mock_ncalls(g_fx.mock.port), 2);
@@ -162,13 +168,14 @@ static void test_partial_failure_reports_every_link(void **state) {
 }
 
 static void test_salesforce_collection_failure_never_success(void **state) {
-  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/salesforce/fail_ids",
-                               "[\"" SF_OPP2 "\"]"), 0);
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/salesforce/fail_ids", "[\"" SF_OPP2 "\"]"),
+                   0);
   struct h_resp r;
   h_associate(g_fx.unicrm.port, H_SALESFORCE, NULL,
               "{\"entity\":\"accounts\",\"entity_id\":\"" SF_ACC "\",\"associations\":"
               "{\"opportunities\":[{\"id\":\"" SF_OPP "\"},{\"id\":\"" SF_OPP2 "\"},"
-              "{\"id\":\"" SF_OPP3 "\"}]}}", &r);
+              "{\"id\":\"" SF_OPP3 "\"}]}}",
+              &r);
   assert_true(r.status >= 400);
   yajl_val v = h_json(r.body);
   assert_true(YAJL_IS_TRUE(h_get(v, "truto_is_remote_error")));
@@ -184,7 +191,8 @@ static void test_salesforce_collection_failure_never_success(void **state) {
 
 static void test_salesforce_limit_exceeded_is_429(void **state) {
   fault("{\"path_prefix\":\"/services/data/\",\"status\":403,\"body\":\"[{\\\"message\\\":"
-        "\\\"TotalRequests Limit exceeded.\\\",\\\"errorCode\\\":\\\"REQUEST_LIMIT_EXCEEDED\\\"}]\"}");
+        "\\\"TotalRequests Limit "
+        "exceeded.\\\",\\\"errorCode\\\":\\\"REQUEST_LIMIT_EXCEEDED\\\"}]\"}");
   struct h_resp r;
   h_associate(g_fx.unicrm.port, H_SALESFORCE, NULL, SF_ONE_BODY, &r);
   yajl_tree_free(fx_expect_error(&r, 429));
@@ -281,8 +289,9 @@ static void test_request_id_travels(void **state) {
 
 /* Runs last: every error path above has been logged by now. */
 static void test_no_secret_in_logs(void **state) {
-  const char *secrets[] = {H_PD_TOKEN, H_CLOSE_KEY, H_ATTIO_TOKEN, H_SF_TOKEN, "sf-secret",
-                           "sf-refresh-token", "sf-refreshed-token", "Y2xvc2UtdGVzdC1rZXk6"};
+  const char *secrets[] = {H_PD_TOKEN,           H_CLOSE_KEY,           H_ATTIO_TOKEN,
+                           H_SF_TOKEN,           "sf-secret",           "sf-refresh-token",
+                           "sf-refreshed-token", "Y2xvc2UtdGVzdC1rZXk6"};
   for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
     if (h_file_contains(g_fx.unicrm.log_path, secrets[i]))
       fprintf(stderr, "secret %s found in %s\n", secrets[i], g_fx.unicrm.log_path);

@@ -8,7 +8,7 @@
 #include "common.h"
 
 #define LEAD "adf21080-0e10-11eb-879b-05d71fb426ec"
-#define PD_LEAD_BODY(assoc) \
+#define PD_LEAD_BODY(assoc)                                                                        \
   "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" assoc "}"
 
 struct bad {

@@ -10,8 +10,8 @@
 
 static const char *body_for(const char *entity, const char *associations) {
   static char buf[8192];
-  snprintf(buf, sizeof(buf), "{\"entity_id\":\"e1\",\"entity\":\"%s\",\"associations\":%s}",
-           entity, associations);
+  snprintf(buf, sizeof(buf), "{\"entity_id\":\"e1\",\"entity\":\"%s\",\"associations\":%s}", entity,
+           associations);
   return buf;
 }
 
@@ -32,7 +32,7 @@ static void check_rejected(const char *body, size_t len, const char *needle, con
 }
 
 /* The body is a 400 whose message holds needle. */
-#define assert_body_rejected(body, needle) \
+#define assert_body_rejected(body, needle)                                                         \
   check_rejected((body), strlen(body), (needle), __FILE__, __LINE__)
 
 /* ---- accepted bodies ---- */
@@ -40,18 +40,22 @@ static void check_rejected(const char *body, size_t len, const char *needle, con
 /* Found by fuzz_body: a NUL inside a name let "leads\u0000x" pass for "leads". */
 static void test_names_with_nul_rejected(void **state) {
   assert_body_rejected("{\"entity\":\"leads\\u0000x\",\"entity_id\":\"1\","
-                       "\"associations\":{\"contacts\":[{\"id\":\"1\"}]}}", "entity must be");
+                       "\"associations\":{\"contacts\":[{\"id\":\"1\"}]}}",
+                       "entity must be");
   assert_body_rejected("{\"entity\":\"leads\",\"entity_id\":\"1\","
-                       "\"associations\":{\"contacts\\u0000x\":[{\"id\":\"1\"}]}}", "NUL");
+                       "\"associations\":{\"contacts\\u0000x\":[{\"id\":\"1\"}]}}",
+                       "NUL");
   assert_body_rejected("{\"entity\":\"leads\",\"entity_id\":\"1\",\"entity\\u0000\":1,"
-                       "\"associations\":{\"contacts\":[{\"id\":\"1\"}]}}", "NUL");
+                       "\"associations\":{\"contacts\":[{\"id\":\"1\"}]}}",
+                       "NUL");
 }
 
 static void test_spec_example_parsed(void **state) {
   struct ucrm_assoc a;
   parse_ok("{\"entity_id\":\"adf21080-0e10-11eb-879b-05d71fb426ec\",\"entity\":\"leads\","
            "\"associations\":{\"contacts\":[{\"id\":\"123\"}],\"accounts\":[{\"id\":\"456\"}]},"
-           "\"remote_data\":{\"visible_to\":\"3\"}}", &a);
+           "\"remote_data\":{\"visible_to\":\"3\"}}",
+           &a);
 
   assert_string_equal(a.entity_id, "adf21080-0e10-11eb-879b-05d71fb426ec");
   assert_int_equal(a.entity, UCRM_ENT_LEADS);
@@ -77,7 +81,8 @@ static void test_remote_data_absent_or_null_is_null(void **state) {
   ucrm_assoc_free(&a);
 
   parse_ok("{\"entity_id\":\"e\",\"entity\":\"leads\",\"associations\":{\"contacts\":"
-           "[{\"id\":\"1\"}]},\"remote_data\":null}", &a);
+           "[{\"id\":\"1\"}]},\"remote_data\":null}",
+           &a);
   assert_null(a.remote_data);
   ucrm_assoc_free(&a);
 }
@@ -85,7 +90,8 @@ static void test_remote_data_absent_or_null_is_null(void **state) {
 static void test_number_entity_id_read_as_decimal_text(void **state) {
   struct ucrm_assoc a;
   parse_ok("{\"entity_id\":12345678901234567890,\"entity\":\"contacts\","
-           "\"associations\":{\"leads\":[{\"id\":\"l\"}]}}", &a);
+           "\"associations\":{\"leads\":[{\"id\":\"l\"}]}}",
+           &a);
   assert_string_equal(a.entity_id, "12345678901234567890");
   ucrm_assoc_free(&a);
 }
@@ -101,7 +107,8 @@ static void test_number_link_ids_read_as_decimal_text(void **state) {
 static void test_duplicate_ids_merged_keeping_first_position(void **state) {
   struct ucrm_assoc a;
   parse_ok(body_for("accounts", "{\"opportunities\":[{\"id\":\"3\"},{\"id\":1},{\"id\":\"3\"},"
-                                "{\"id\":\"1\"},{\"id\":2}]}"), &a);
+                                "{\"id\":\"1\"},{\"id\":2}]}"),
+           &a);
   const struct ucrm_ids *ids = &a.kinds[UCRM_KIND_OPPORTUNITIES];
   assert_int_equal(ids->n, 3);
   assert_string_equal(ids->ids[0], "3");
@@ -113,7 +120,8 @@ static void test_duplicate_ids_merged_keeping_first_position(void **state) {
 static void test_acocunts_alias_merges_with_accounts(void **state) {
   struct ucrm_assoc a;
   parse_ok(body_for("contacts", "{\"accounts\":[{\"id\":\"1\"}],\"leads\":[{\"id\":\"l\"}],"
-                                "\"acocunts\":[{\"id\":\"2\"},{\"id\":\"1\"}]}"), &a);
+                                "\"acocunts\":[{\"id\":\"2\"},{\"id\":\"1\"}]}"),
+           &a);
   const struct ucrm_ids *ids = &a.kinds[UCRM_KIND_ACCOUNTS];
   assert_int_equal(ids->n, 2);
   assert_string_equal(ids->ids[0], "1");
@@ -159,8 +167,10 @@ static void test_id_of_256_bytes_accepted(void **state) {
   memset(id, 'x', 256);
   id[256] = '\0';
   char body[1024];
-  snprintf(body, sizeof(body), "{\"entity_id\":\"%s\",\"entity\":\"leads\",\"associations\":"
-           "{\"contacts\":[{\"id\":\"%s\"}]}}", id, id);
+  snprintf(body, sizeof(body),
+           "{\"entity_id\":\"%s\",\"entity\":\"leads\",\"associations\":"
+           "{\"contacts\":[{\"id\":\"%s\"}]}}",
+           id, id);
   struct ucrm_assoc a;
   parse_ok(body, &a);
   assert_int_equal(strlen(a.entity_id), 256);
@@ -203,7 +213,8 @@ static void test_not_an_object_rejected(void **state) {
 
 static void test_invalid_utf8_rejected(void **state) {
   assert_body_rejected("{\"entity_id\":\"\xff\xfe\",\"entity\":\"leads\",\"associations\":"
-                       "{\"contacts\":[{\"id\":\"1\"}]}}", "not valid JSON");
+                       "{\"contacts\":[{\"id\":\"1\"}]}}",
+                       "not valid JSON");
   assert_body_rejected("{\"entity_id\":\"a\",\"entity\":\"leads\",\"associations\":"
                        "{\"contacts\":[{\"id\":\"1\"}]},\"remote_data\":{\"\xc3\x28\":1}}",
                        "not valid JSON");
@@ -242,7 +253,8 @@ static void test_nesting_deeper_than_64_rejected(void **state) {
 
 static void test_unknown_top_level_field_rejected(void **state) {
   assert_body_rejected("{\"entity_id\":\"e\",\"entity\":\"leads\",\"associations\":{\"contacts\":"
-                       "[{\"id\":\"1\"}]},\"extra\":1}", "unknown body field 'extra'");
+                       "[{\"id\":\"1\"}]},\"extra\":1}",
+                       "unknown body field 'extra'");
 }
 
 static void test_entity_id_required(void **state) {
@@ -252,15 +264,18 @@ static void test_entity_id_required(void **state) {
 
 static void test_entity_id_empty_rejected(void **state) {
   assert_body_rejected("{\"entity_id\":\"\",\"entity\":\"leads\",\"associations\":{\"contacts\":"
-                       "[{\"id\":\"1\"}]}}", "entity_id must not be empty");
+                       "[{\"id\":\"1\"}]}}",
+                       "entity_id must not be empty");
 }
 
 static void test_entity_id_wrong_type_rejected(void **state) {
   static const char *const bad[] = {"true", "null", "{}", "[\"1\"]"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char body[256];
-    snprintf(body, sizeof(body), "{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
-             "{\"contacts\":[{\"id\":\"1\"}]}}", bad[i]);
+    snprintf(body, sizeof(body),
+             "{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
+             "{\"contacts\":[{\"id\":\"1\"}]}}",
+             bad[i]);
     assert_body_rejected(body, "entity_id must be a string or an integer");
   }
 }
@@ -269,8 +284,10 @@ static void test_entity_id_non_integer_number_rejected(void **state) {
   static const char *const bad[] = {"1.5", "1e3", "-0.5", "1E2"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char body[256];
-    snprintf(body, sizeof(body), "{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
-             "{\"contacts\":[{\"id\":\"1\"}]}}", bad[i]);
+    snprintf(body, sizeof(body),
+             "{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
+             "{\"contacts\":[{\"id\":\"1\"}]}}",
+             bad[i]);
     assert_body_rejected(body, "entity_id must be a string or an integer");
   }
 }
@@ -280,8 +297,10 @@ static void test_entity_id_over_256_bytes_rejected(void **state) {
   memset(id, 'x', 257);
   id[257] = '\0';
   char body[1024];
-  snprintf(body, sizeof(body), "{\"entity_id\":\"%s\",\"entity\":\"leads\",\"associations\":"
-           "{\"contacts\":[{\"id\":\"1\"}]}}", id);
+  snprintf(body, sizeof(body),
+           "{\"entity_id\":\"%s\",\"entity\":\"leads\",\"associations\":"
+           "{\"contacts\":[{\"id\":\"1\"}]}}",
+           id);
   assert_body_rejected(body, "entity_id is longer than 256 bytes");
 }
 
@@ -363,8 +382,10 @@ static void test_remote_data_must_be_object(void **state) {
   static const char *const bad[] = {"[]", "\"x\"", "1", "true"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char body[256];
-    snprintf(body, sizeof(body), "{\"entity_id\":\"e\",\"entity\":\"leads\",\"associations\":"
-             "{\"contacts\":[{\"id\":\"1\"}]},\"remote_data\":%s}", bad[i]);
+    snprintf(body, sizeof(body),
+             "{\"entity_id\":\"e\",\"entity\":\"leads\",\"associations\":"
+             "{\"contacts\":[{\"id\":\"1\"}]},\"remote_data\":%s}",
+             bad[i]);
     assert_body_rejected(body, "remote_data must be an object");
   }
 }

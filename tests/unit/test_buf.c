@@ -64,8 +64,7 @@ static void test_pct_encodes_all_but_unreserved(void **state) {
   ubuf_init(&b, 1024);
   const char in[] = "aZ09-._~ /?#%&=+[]\x01\xff";
   assert_int_equal(ubuf_append_pct(&b, in, sizeof(in) - 1), 0);
-  assert_string_equal(ubuf_cstr(&b),
-                      "aZ09-._~%20%2F%3F%23%25%26%3D%2B%5B%5D%01%FF");
+  assert_string_equal(ubuf_cstr(&b), "aZ09-._~%20%2F%3F%23%25%26%3D%2B%5B%5D%01%FF");
   ubuf_free(&b);
 }
 

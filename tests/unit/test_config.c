@@ -53,7 +53,7 @@ static const char *one_account(const char *acct_json) {
   return buf;
 }
 
-#define assert_account_rejected(acct_json, needle) \
+#define assert_account_rejected(acct_json, needle)                                                 \
   check_rejected(one_account(acct_json), (needle), __FILE__, __LINE__)
 
 static struct ucrm_account *only_account(struct ucrm_config *cfg) {
@@ -141,13 +141,13 @@ static void test_listen_ipv6_bracketed(void **state) {
 /* ---- rejected top-level shapes ---- */
 
 static void test_bad_listen_rejected_naming_listen(void **state) {
-  static const char *const bad[] = {"\"localhost\"", "\":80\"",       "\"host:\"",
+  static const char *const bad[] = {"\"localhost\"",  "\":80\"",       "\"host:\"",
                                     "\"host:65536\"", "\"host:-1\"",   "\"host:80x\"",
                                     "\"[::1]8080\"",  "\"[::1:8080\"", "8080"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char json[512];
-    snprintf(json, sizeof(json), "{\"listen\":%s,\"integrated_accounts\":{\"" ACC "\":"
-             PD_ACCOUNT "}}", bad[i]);
+    snprintf(json, sizeof(json),
+             "{\"listen\":%s,\"integrated_accounts\":{\"" ACC "\":" PD_ACCOUNT "}}", bad[i]);
     assert_rejected(json, "'listen'");
   }
 }
@@ -223,8 +223,9 @@ static void test_ca_file_wrong_type_rejected(void **state) {
 static void test_non_uuid_account_id_rejected(void **state) {
   assert_rejected("{\"integrated_accounts\":{\"acct-1\":" PD_ACCOUNT "}}",
                   "'integrated_accounts.acct-1' is not a UUID");
-  assert_rejected("{\"integrated_accounts\":{\"62f44730-dd91-461e-bd6a-aedd9e0ad79g\":"
-                  PD_ACCOUNT "}}", "not a UUID");
+  assert_rejected("{\"integrated_accounts\":{\"62f44730-dd91-461e-bd6a-aedd9e0ad79g\":" PD_ACCOUNT
+                  "}}",
+                  "not a UUID");
 }
 
 static void test_account_not_object_rejected(void **state) {
@@ -234,8 +235,7 @@ static void test_account_not_object_rejected(void **state) {
 static void test_unknown_provider_rejected(void **state) {
   assert_account_rejected("{\"provider\":\"hubspot\",\"credentials\":{\"api_token\":\"t\"}}",
                           "'integrated_accounts." ACC ".provider'");
-  assert_account_rejected("{\"provider\":7,\"credentials\":{\"api_token\":\"t\"}}",
-                          ".provider'");
+  assert_account_rejected("{\"provider\":7,\"credentials\":{\"api_token\":\"t\"}}", ".provider'");
 }
 
 static void test_missing_provider_rejected(void **state) {
@@ -249,7 +249,8 @@ static void test_missing_credentials_rejected(void **state) {
 
 static void test_unknown_account_key_rejected(void **state) {
   assert_account_rejected("{\"provider\":\"pipedrive\",\"credentials\":{\"api_token\":\"t\"},"
-                          "\"region\":\"eu\"}", "'integrated_accounts." ACC ".region'");
+                          "\"region\":\"eu\"}",
+                          "'integrated_accounts." ACC ".region'");
 }
 
 static void test_unknown_credential_key_rejected(void **state) {
@@ -268,8 +269,8 @@ static void test_pipedrive_needs_api_token_or_access_token(void **state) {
   assert_account_rejected("{\"provider\":\"pipedrive\",\"credentials\":{\"api_key\":\"k\"}}",
                           ".credentials.api_token'");
 
-  struct ucrm_config *cfg = parse_ok(one_account(
-      "{\"provider\":\"pipedrive\",\"credentials\":{\"access_token\":\"oauth\"}}"));
+  struct ucrm_config *cfg = parse_ok(
+      one_account("{\"provider\":\"pipedrive\",\"credentials\":{\"access_token\":\"oauth\"}}"));
   assert_string_equal(only_account(cfg)->cred.access_token, "oauth");
   ucrm_config_free(cfg);
 }
@@ -310,10 +311,10 @@ static void test_salesforce_refresh_token_needs_client(void **state) {
 }
 
 static void test_salesforce_refresh_alone_is_enough(void **state) {
-  struct ucrm_config *cfg = parse_ok(one_account(
-      "{\"provider\":\"salesforce\",\"base_url\":\"https://x.test\",\"credentials\":{"
-      "\"refresh_token\":\"r\",\"client_id\":\"c\",\"client_secret\":\"s\","
-      "\"token_url\":\"https://login.test/services/oauth2/token\"}}"));
+  struct ucrm_config *cfg = parse_ok(
+      one_account("{\"provider\":\"salesforce\",\"base_url\":\"https://x.test\",\"credentials\":{"
+                  "\"refresh_token\":\"r\",\"client_id\":\"c\",\"client_secret\":\"s\","
+                  "\"token_url\":\"https://login.test/services/oauth2/token\"}}"));
   struct ucrm_account *a = only_account(cfg);
   assert_null(a->cred.access_token);
   assert_string_equal(a->cred.refresh_token, "r");
@@ -338,9 +339,9 @@ static void test_salesforce_base_url_required(void **state) {
 }
 
 static void test_salesforce_api_version_kept(void **state) {
-  struct ucrm_config *cfg = parse_ok(one_account(
-      "{\"provider\":\"salesforce\",\"base_url\":\"https://x.test\","
-      "\"credentials\":{\"access_token\":\"a\",\"api_version\":\"v59.0\"}}"));
+  struct ucrm_config *cfg =
+      parse_ok(one_account("{\"provider\":\"salesforce\",\"base_url\":\"https://x.test\","
+                           "\"credentials\":{\"access_token\":\"a\",\"api_version\":\"v59.0\"}}"));
   assert_string_equal(only_account(cfg)->cred.api_version, "v59.0");
   ucrm_config_free(cfg);
 }
@@ -349,8 +350,10 @@ static void test_salesforce_api_version_format_checked(void **state) {
   static const char *const bad[] = {"62.0", "v62", "v62.", "v.0", "v62.0.1", "V62.0", "v62.0 "};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char acct[512];
-    snprintf(acct, sizeof(acct), "{\"provider\":\"salesforce\",\"base_url\":\"https://x.test\","
-             "\"credentials\":{\"access_token\":\"a\",\"api_version\":\"%s\"}}", bad[i]);
+    snprintf(acct, sizeof(acct),
+             "{\"provider\":\"salesforce\",\"base_url\":\"https://x.test\","
+             "\"credentials\":{\"access_token\":\"a\",\"api_version\":\"%s\"}}",
+             bad[i]);
     assert_account_rejected(acct, ".credentials.api_version'");
   }
 }
@@ -369,8 +372,9 @@ static void test_env_credential_resolved(void **state) {
 static void test_env_credential_missing_rejected(void **state) {
   unsetenv("UNIT_NOT_SET");
   char err[512];
-  parse_bad(one_account(
-      "{\"provider\":\"pipedrive\",\"credentials\":{\"api_token\":\"env:UNIT_NOT_SET\"}}"),
+  parse_bad(
+      one_account(
+          "{\"provider\":\"pipedrive\",\"credentials\":{\"api_token\":\"env:UNIT_NOT_SET\"}}"),
       err, sizeof(err));
   assert_has(err, ".credentials.api_token'");
   assert_has(err, "UNIT_NOT_SET");
@@ -393,45 +397,50 @@ static void test_credential_control_byte_rejected(void **state) {
 /* ---- base_url ---- */
 
 static void test_base_url_trailing_slash_stripped(void **state) {
-  struct ucrm_config *cfg = parse_ok(one_account(
-      "{\"provider\":\"pipedrive\",\"base_url\":\"http://127.0.0.1:9000/\","
-      "\"credentials\":{\"api_token\":\"t\"}}"));
+  struct ucrm_config *cfg =
+      parse_ok(one_account("{\"provider\":\"pipedrive\",\"base_url\":\"http://127.0.0.1:9000/\","
+                           "\"credentials\":{\"api_token\":\"t\"}}"));
   assert_string_equal(only_account(cfg)->base_url, "http://127.0.0.1:9000");
   ucrm_config_free(cfg);
 }
 
 static void test_base_url_prefix_kept_slashes_stripped(void **state) {
-  struct ucrm_config *cfg = parse_ok(one_account(
-      "{\"provider\":\"attio\",\"base_url\":\"https://proxy.test/attio//\","
-      "\"credentials\":{\"access_token\":\"t\"}}"));
+  struct ucrm_config *cfg =
+      parse_ok(one_account("{\"provider\":\"attio\",\"base_url\":\"https://proxy.test/attio//\","
+                           "\"credentials\":{\"access_token\":\"t\"}}"));
   assert_string_equal(only_account(cfg)->base_url, "https://proxy.test/attio");
   ucrm_config_free(cfg);
 }
 
 static void test_bad_base_url_rejected(void **state) {
-  static const char *const bad[] = {"\"ftp://x.test\"", "\"x.test\"", "\"https://x.test/?a=1\"",
-                                    "\"https://x.test/#f\"", "\"https://x .test\"", "5"};
+  static const char *const bad[] = {"\"ftp://x.test\"",        "\"x.test\"",
+                                    "\"https://x.test/?a=1\"", "\"https://x.test/#f\"",
+                                    "\"https://x .test\"",     "5"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char acct[512];
-    snprintf(acct, sizeof(acct), "{\"provider\":\"pipedrive\",\"base_url\":%s,"
-             "\"credentials\":{\"api_token\":\"t\"}}", bad[i]);
+    snprintf(acct, sizeof(acct),
+             "{\"provider\":\"pipedrive\",\"base_url\":%s,"
+             "\"credentials\":{\"api_token\":\"t\"}}",
+             bad[i]);
     assert_account_rejected(acct, ".base_url'");
   }
 }
 
 static void test_base_url_without_host_rejected(void **state) {
   assert_account_rejected("{\"provider\":\"pipedrive\",\"base_url\":\"https://\","
-                          "\"credentials\":{\"api_token\":\"t\"}}", ".base_url'");
+                          "\"credentials\":{\"api_token\":\"t\"}}",
+                          ".base_url'");
   assert_account_rejected("{\"provider\":\"pipedrive\",\"base_url\":\"http:///v1\","
-                          "\"credentials\":{\"api_token\":\"t\"}}", ".base_url'");
+                          "\"credentials\":{\"api_token\":\"t\"}}",
+                          ".base_url'");
 }
 
 /* ---- lookup ---- */
 
 static void test_account_lookup_is_case_insensitive(void **state) {
-  struct ucrm_config *cfg = parse_ok(
-      "{\"integrated_accounts\":{\"62F44730-DD91-461E-BD6A-AEDD9E0AD79D\":" PD_ACCOUNT ","
-      "\"" ACC2 "\":{\"provider\":\"attio\",\"credentials\":{\"access_token\":\"a\"}}}}");
+  struct ucrm_config *cfg =
+      parse_ok("{\"integrated_accounts\":{\"62F44730-DD91-461E-BD6A-AEDD9E0AD79D\":" PD_ACCOUNT ","
+               "\"" ACC2 "\":{\"provider\":\"attio\",\"credentials\":{\"access_token\":\"a\"}}}}");
   assert_int_equal(cfg->naccounts, 2);
 
   struct ucrm_account *a = ucrm_config_account(cfg, ACC);
@@ -456,7 +465,8 @@ static void test_account_lookup_unknown_is_null(void **state) {
 
 static void test_duplicate_account_differing_in_case_rejected(void **state) {
   assert_rejected("{\"integrated_accounts\":{\"" ACC "\":" PD_ACCOUNT ","
-                  "\"62F44730-DD91-461E-BD6A-AEDD9E0AD79D\":" PD_ACCOUNT "}}", "appears twice");
+                  "\"62F44730-DD91-461E-BD6A-AEDD9E0AD79D\":" PD_ACCOUNT "}}",
+                  "appears twice");
 }
 
 /* ---- secrets never reach an error message ---- */
@@ -479,11 +489,12 @@ static void test_secret_absent_from_later_account_error(void **state) {
                        "\"credentials\":{\"api_token\":\"" SECRET "\"},"
                        "\"base_url\":\"ftp://x\"}}}");
   assert_secret_hidden("{\"integrated_accounts\":{\"" ACC "\":{\"provider\":\"salesforce\","
-                       "\"base_url\":\"https://x.test\",\"credentials\":{\"access_token\":\""
-                       SECRET "\",\"api_version\":\"62\"}}}}");
-  assert_secret_hidden("{\"integrated_accounts\":{\"" ACC "\":{\"provider\":\"salesforce\","
-                       "\"base_url\":\"https://x.test\",\"credentials\":{\"client_secret\":\""
-                       SECRET "\",\"refresh_token\":\"r\"}}}}");
+                       "\"base_url\":\"https://x.test\",\"credentials\":{\"access_token\":\"" SECRET
+                       "\",\"api_version\":\"62\"}}}}");
+  assert_secret_hidden(
+      "{\"integrated_accounts\":{\"" ACC "\":{\"provider\":\"salesforce\","
+      "\"base_url\":\"https://x.test\",\"credentials\":{\"client_secret\":\"" SECRET
+      "\",\"refresh_token\":\"r\"}}}}");
 }
 
 static void test_secret_absent_from_later_account_id_error(void **state) {

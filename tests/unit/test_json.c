@@ -47,7 +47,7 @@ static void check_parse_fails(const char *text, size_t len, int depth, const cha
   unit_check_has(err, needle, file, line);
 }
 
-#define assert_parse_fails(text, needle) \
+#define assert_parse_fails(text, needle)                                                           \
   check_parse_fails((text), strlen(text), JV_MAX_DEPTH, (needle), __FILE__, __LINE__)
 
 /* ---- parse and dump ---- */
@@ -83,8 +83,10 @@ static void test_string_escapes_round_trip(void **state) {
 
 static void test_unicode_escape_decoded(void **state) {
   struct jv *v = parse_ok("[\"\\u00e9\\u0041\"]");
-  assert_string_equal(v->u.arr.items[0]->u.str.s, "\xc3\xa9" "A");
-  assert_dump(v, "[\"\xc3\xa9" "A\"]");
+  assert_string_equal(v->u.arr.items[0]->u.str.s, "\xc3\xa9"
+                                                  "A");
+  assert_dump(v, "[\"\xc3\xa9"
+                 "A\"]");
   jv_free(v);
 }
 
@@ -110,8 +112,7 @@ static void test_parse_error_does_not_echo_input(void **state) {
   struct jv *v = NULL;
   char err[128] = "";
   const char *text = "{\"token\":\"SEKRIT123\" oops}";
-  assert_int_equal(jv_parse(text, strlen(text), JV_MAX_DEPTH, &v, err, sizeof(err)),
-                   UCRM_EINVAL);
+  assert_int_equal(jv_parse(text, strlen(text), JV_MAX_DEPTH, &v, err, sizeof(err)), UCRM_EINVAL);
   assert_lacks(err, "SEKRIT123");
   assert_lacks(err, "oops");
 }

@@ -106,8 +106,9 @@ static void test_person_account_and_organization_same_id_one_ref(void **state) {
 
 static void test_person_account_and_organization_differ_refused(void **state) {
   assert_refused("{\"entity_id\":\"" PERSON "\",\"entity\":\"contacts\",\"associations\":{"
-                 "\"accounts\":[{\"id\":\"" COMPANY "\"}],\"organizations\":[{\"id\":\""
-                 COMPANY2 "\"}]}}", "send one id");
+                 "\"accounts\":[{\"id\":\"" COMPANY "\"}],\"organizations\":[{\"id\":\"" COMPANY2
+                 "\"}]}}",
+                 "send one id");
 }
 
 static void test_person_two_companies_refused(void **state) {
@@ -121,8 +122,9 @@ static void test_person_deals_and_company_in_one_patch(void **state) {
           "\"accounts\":[{\"id\":\"" COMPANY "\"}],\"opportunities\":[{\"id\":\"" DEAL "\"}]}}");
   assert_int_equal(u.plan.n, 1);
   assert_call(&u.plan.calls[0], "PATCH", "/v2/objects/people/records/" PERSON,
-              VALUES("\"company\":[" REF("companies", COMPANY) "],"
-                     "\"associated_deals\":[" REF("deals", DEAL) "]"));
+              VALUES("\"company\":[" REF("companies",
+                                         COMPANY) "],"
+                                                  "\"associated_deals\":[" REF("deals", DEAL) "]"));
   assert_int_equal(u.plan.calls[0].nlinks, 2);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, COMPANY);
   assert_link(&u.plan.calls[0], 1, UCRM_KIND_OPPORTUNITIES, DEAL);
@@ -154,7 +156,8 @@ static void test_entity_id_must_be_uuid(void **state) {
                  "\"opportunities\":[{\"id\":\"" DEAL "\"}]}}",
                  "entity_id must be an Attio record id");
   assert_refused("{\"entity_id\":\"../" COMPANY "\",\"entity\":\"accounts\",\"associations\":{"
-                 "\"opportunities\":[{\"id\":\"" DEAL "\"}]}}", "entity_id");
+                 "\"opportunities\":[{\"id\":\"" DEAL "\"}]}}",
+                 "entity_id");
 }
 
 static void test_link_id_must_be_uuid(void **state) {
@@ -218,8 +221,10 @@ static void test_verdict_success(void **state) {
 
 static void test_verdict_not_found(void **state) {
   struct ucrm_verdict v;
-  verdict_on(404, "{\"status_code\":404,\"type\":\"invalid_request_error\",\"code\":"
-                  "\"not_found\",\"message\":\"Record not found.\"}", &v);
+  verdict_on(404,
+             "{\"status_code\":404,\"type\":\"invalid_request_error\",\"code\":"
+             "\"not_found\",\"message\":\"Record not found.\"}",
+             &v);
   assert_false(v.ok);
   assert_int_equal(v.status, 404);
   assert_false(v.retryable);
@@ -228,8 +233,10 @@ static void test_verdict_not_found(void **state) {
 
 static void test_verdict_concurrent_write_conflict_retryable(void **state) {
   struct ucrm_verdict v;
-  verdict_on(409, "{\"status_code\":409,\"type\":\"invalid_request_error\",\"code\":"
-                  "\"concurrent_write_conflict\",\"message\":\"Please try again\"}", &v);
+  verdict_on(409,
+             "{\"status_code\":409,\"type\":\"invalid_request_error\",\"code\":"
+             "\"concurrent_write_conflict\",\"message\":\"Please try again\"}",
+             &v);
   assert_int_equal(v.status, 409);
   assert_true(v.retryable);
 
@@ -240,9 +247,11 @@ static void test_verdict_concurrent_write_conflict_retryable(void **state) {
 
 static void test_verdict_rate_limited(void **state) {
   struct ucrm_verdict v;
-  verdict_on(429, "{\"status_code\":429,\"type\":\"rate_limit_error\",\"code\":"
-                  "\"rate_limit_exceeded\",\"message\":\"Rate limit exceeded, please try again "
-                  "later\"}", &v);
+  verdict_on(429,
+             "{\"status_code\":429,\"type\":\"rate_limit_error\",\"code\":"
+             "\"rate_limit_exceeded\",\"message\":\"Rate limit exceeded, please try again "
+             "later\"}",
+             &v);
   assert_int_equal(v.status, 429);
   assert_true(v.retryable);
   assert_has(v.message, "Rate limit exceeded");
@@ -250,8 +259,10 @@ static void test_verdict_rate_limited(void **state) {
 
 static void test_verdict_bad_request(void **state) {
   struct ucrm_verdict v;
-  verdict_on(400, "{\"status_code\":400,\"type\":\"invalid_request_error\",\"code\":"
-                  "\"missing_value\",\"message\":\"Required value was not provided.\"}", &v);
+  verdict_on(400,
+             "{\"status_code\":400,\"type\":\"invalid_request_error\",\"code\":"
+             "\"missing_value\",\"message\":\"Required value was not provided.\"}",
+             &v);
   assert_int_equal(v.status, 400);
   assert_false(v.retryable);
   assert_string_equal(v.message, "attio answered 400: Required value was not provided.");

@@ -65,13 +65,15 @@ static void test_opportunity_to_organization_unsupported(void **state) {
 
 static void test_opportunity_ids_need_prefixes(void **state) {
   assert_refused("{\"entity_id\":\"" CONT "\",\"entity\":\"opportunities\",\"associations\":{"
-                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}", "entity_id must be a Close id starting "
+                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}",
+                 "entity_id must be a Close id starting "
                  "with oppo_");
   assert_refused("{\"entity_id\":\"" OPP "\",\"entity\":\"opportunities\",\"associations\":{"
                  "\"leads\":[{\"id\":\"cont_1\"}]}}",
                  "associations.leads[0].id must be a Close id starting with lead_");
   assert_refused("{\"entity_id\":\"oppo_\",\"entity\":\"opportunities\",\"associations\":{"
-                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}", "entity_id");
+                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}",
+                 "entity_id");
 }
 
 /* ---- contacts → leads / accounts ---- */
@@ -80,16 +82,14 @@ static void test_contact_to_lead(void **state) {
   plan_ok("{\"entity_id\":\"" CONT "\",\"entity\":\"contacts\",\"associations\":{"
           "\"leads\":[{\"id\":\"" LEAD "\"}]}}");
   assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PUT", "/api/v1/contact/" CONT "/",
-              "{\"lead_id\":\"" LEAD "\"}");
+  assert_call(&u.plan.calls[0], "PUT", "/api/v1/contact/" CONT "/", "{\"lead_id\":\"" LEAD "\"}");
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_LEADS, LEAD);
 }
 
 static void test_contact_to_account_is_its_lead(void **state) {
   plan_ok("{\"entity_id\":\"" CONT "\",\"entity\":\"contacts\",\"associations\":{"
           "\"accounts\":[{\"id\":\"" LEAD "\"}]}}");
-  assert_call(&u.plan.calls[0], "PUT", "/api/v1/contact/" CONT "/",
-              "{\"lead_id\":\"" LEAD "\"}");
+  assert_call(&u.plan.calls[0], "PUT", "/api/v1/contact/" CONT "/", "{\"lead_id\":\"" LEAD "\"}");
   assert_int_equal(u.plan.calls[0].nlinks, 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, LEAD);
 }
@@ -128,8 +128,7 @@ static void test_contact_empty_lead_list_beside_account(void **state) {
   plan_ok("{\"entity_id\":\"" CONT "\",\"entity\":\"contacts\",\"associations\":{"
           "\"leads\":[],\"accounts\":[{\"id\":\"" LEAD "\"}]}}");
   assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PUT", "/api/v1/contact/" CONT "/",
-              "{\"lead_id\":\"" LEAD "\"}");
+  assert_call(&u.plan.calls[0], "PUT", "/api/v1/contact/" CONT "/", "{\"lead_id\":\"" LEAD "\"}");
   assert_int_equal(u.plan.calls[0].nlinks, 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, LEAD);
 }
@@ -189,7 +188,8 @@ static void test_path_ids_percent_encoded(void **state) {
 
 static void test_path_id_with_control_byte_refused(void **state) {
   assert_refused("{\"entity_id\":\"cont_a\\r\\nHost: x\",\"entity\":\"contacts\","
-                 "\"associations\":{\"leads\":[{\"id\":\"" LEAD "\"}]}}", "control character");
+                 "\"associations\":{\"leads\":[{\"id\":\"" LEAD "\"}]}}",
+                 "control character");
 }
 
 /* ---- remote_data ---- */

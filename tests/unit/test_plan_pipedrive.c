@@ -74,12 +74,14 @@ static void test_lead_to_org_via_acocunts_alias(void **state) {
 
 static void test_lead_two_persons_refused(void **state) {
   assert_refused("{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\",\"associations\":{"
-                 "\"contacts\":[{\"id\":1},{\"id\":2}]}}", "associations.contacts holds 2 ids");
+                 "\"contacts\":[{\"id\":1},{\"id\":2}]}}",
+                 "associations.contacts holds 2 ids");
 }
 
 static void test_lead_two_orgs_refused(void **state) {
   assert_refused("{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\",\"associations\":{"
-                 "\"accounts\":[{\"id\":1},{\"id\":2}]}}", "associations.accounts holds 2 ids");
+                 "\"accounts\":[{\"id\":1},{\"id\":2}]}}",
+                 "associations.accounts holds 2 ids");
 }
 
 static void test_lead_same_person_twice_is_one(void **state) {
@@ -90,18 +92,23 @@ static void test_lead_same_person_twice_is_one(void **state) {
 
 static void test_lead_id_must_be_uuid(void **state) {
   assert_refused("{\"entity_id\":\"42\",\"entity\":\"leads\",\"associations\":{"
-                 "\"contacts\":[{\"id\":1}]}}", "entity_id must be a Pipedrive lead id");
+                 "\"contacts\":[{\"id\":1}]}}",
+                 "entity_id must be a Pipedrive lead id");
   assert_refused("{\"entity_id\":\"../" LEAD "\",\"entity\":\"leads\",\"associations\":{"
-                 "\"contacts\":[{\"id\":1}]}}", "entity_id");
+                 "\"contacts\":[{\"id\":1}]}}",
+                 "entity_id");
 }
 
 static void test_lead_person_id_must_be_integer(void **state) {
-  static const char *const bad[] = {"\"abc\"", "\"12a\"", "\"0\"", "\"-1\"", "\"007\"",
-                                    "\"1/2\"", "\"9223372036854775808\"", "-5"};
+  static const char *const bad[] = {
+      "\"abc\"", "\"12a\"", "\"0\"", "\"-1\"", "\"007\"", "\"1/2\"", "\"9223372036854775808\"",
+      "-5"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char body[256];
-    snprintf(body, sizeof(body), "{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\","
-             "\"associations\":{\"contacts\":[{\"id\":%s}]}}", bad[i]);
+    snprintf(body, sizeof(body),
+             "{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\","
+             "\"associations\":{\"contacts\":[{\"id\":%s}]}}",
+             bad[i]);
     assert_refused(body, "associations.contacts[0].id must be a Pipedrive integer id");
   }
 }
@@ -185,12 +192,14 @@ static void test_person_account_and_organization_same_id_one_call(void **state) 
 
 static void test_person_account_and_organization_differ_refused(void **state) {
   assert_refused("{\"entity_id\":\"42\",\"entity\":\"contacts\",\"associations\":{"
-                 "\"accounts\":[{\"id\":1}],\"organizations\":[{\"id\":2}]}}", "send one id");
+                 "\"accounts\":[{\"id\":1}],\"organizations\":[{\"id\":2}]}}",
+                 "send one id");
 }
 
 static void test_person_two_orgs_refused(void **state) {
   assert_refused("{\"entity_id\":\"42\",\"entity\":\"contacts\",\"associations\":{"
-                 "\"accounts\":[{\"id\":1},{\"id\":2}]}}", "associations.accounts holds 2 ids");
+                 "\"accounts\":[{\"id\":1},{\"id\":2}]}}",
+                 "associations.accounts holds 2 ids");
   assert_refused("{\"entity_id\":\"42\",\"entity\":\"contacts\",\"associations\":{"
                  "\"organizations\":[{\"id\":1},{\"id\":2}]}}",
                  "associations.organizations holds 2 ids");
@@ -206,8 +215,10 @@ static void test_person_id_must_be_integer(void **state) {
   static const char *const bad[] = {"abc", "4/2", "42?x=1", "42#f", "4%2", "..", "0"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char body[256];
-    snprintf(body, sizeof(body), "{\"entity_id\":\"%s\",\"entity\":\"contacts\","
-             "\"associations\":{\"accounts\":[{\"id\":1}]}}", bad[i]);
+    snprintf(body, sizeof(body),
+             "{\"entity_id\":\"%s\",\"entity\":\"contacts\","
+             "\"associations\":{\"accounts\":[{\"id\":1}]}}",
+             bad[i]);
     assert_refused(body, "entity_id must be a Pipedrive integer id");
   }
 }
@@ -313,8 +324,10 @@ static void test_verdict_success(void **state) {
 
 static void test_verdict_not_found(void **state) {
   struct ucrm_verdict v;
-  verdict_on(404, "{\"success\":false,\"error\":\"Lead not found\",\"error_info\":\"Please "
-                  "check developers.pipedrive.com\",\"data\":null,\"additional_data\":null}", &v);
+  verdict_on(404,
+             "{\"success\":false,\"error\":\"Lead not found\",\"error_info\":\"Please "
+             "check developers.pipedrive.com\",\"data\":null,\"additional_data\":null}",
+             &v);
   assert_false(v.ok);
   assert_int_equal(v.status, 404);
   assert_false(v.retryable);
@@ -327,8 +340,10 @@ static void test_verdict_unauthorized_and_validation(void **state) {
   assert_int_equal(v.status, 401);
   assert_string_equal(v.message, "pipedrive answered 401: unauthorized access");
 
-  verdict_on(400, "{\"success\":false,\"error\":\"Validation failed: org_id: Expected number, "
-                  "received string\",\"code\":\"ERR_SCHEMA_VALIDATION_FAILED\"}", &v);
+  verdict_on(400,
+             "{\"success\":false,\"error\":\"Validation failed: org_id: Expected number, "
+             "received string\",\"code\":\"ERR_SCHEMA_VALIDATION_FAILED\"}",
+             &v);
   assert_int_equal(v.status, 400);
   assert_has(v.message, "Validation failed");
 }

@@ -19,7 +19,7 @@
 #define OPP15 "0065g00000XyZ14"
 #define SOBJ "/services/data/v62.0/sobjects/Opportunity/"
 #define COMPOSITE "/services/data/v62.0/composite/sobjects"
-#define REC(id, acct) \
+#define REC(id, acct)                                                                              \
   "{\"attributes\":{\"type\":\"Opportunity\"},\"id\":\"" id "\",\"AccountId\":\"" acct "\"}"
 
 static struct unit_plan u;
@@ -131,14 +131,22 @@ static void test_opportunity_to_leads_unsupported(void **state) {
 /* ---- ids ---- */
 
 static void test_bad_ids_refused(void **state) {
-  static const char *const bad[] = {"001", "0015g00000AbCdEA", "0015g00000AbCdEAA",
-                                    "0015g00000AbCdEAAVX", "0015g00000AbC-EAAV",
-                                    "0015g00000AbC/EAAV", "0015g00000AbC?EAAV",
-                                    "0015g0000%2fbCdEAV", "..", "0015g00000AbCd\xc3\xa9"};
+  static const char *const bad[] = {"001",
+                                    "0015g00000AbCdEA",
+                                    "0015g00000AbCdEAA",
+                                    "0015g00000AbCdEAAVX",
+                                    "0015g00000AbC-EAAV",
+                                    "0015g00000AbC/EAAV",
+                                    "0015g00000AbC?EAAV",
+                                    "0015g0000%2fbCdEAV",
+                                    "..",
+                                    "0015g00000AbCd\xc3\xa9"};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
     char body[256];
-    snprintf(body, sizeof(body), "{\"entity_id\":\"%s\",\"entity\":\"accounts\","
-             "\"associations\":{\"opportunities\":[{\"id\":\"" OPP "\"}]}}", bad[i]);
+    snprintf(body, sizeof(body),
+             "{\"entity_id\":\"%s\",\"entity\":\"accounts\","
+             "\"associations\":{\"opportunities\":[{\"id\":\"" OPP "\"}]}}",
+             bad[i]);
     assert_refused(body, "entity_id must be a Salesforce id (15 or 18 letters and digits)");
   }
 }
@@ -167,17 +175,16 @@ static void test_remote_data_merged_into_every_record(void **state) {
           "\"remote_data\":{\"StageName\":\"Won\"}}");
   assert_call(&u.plan.calls[0], "PATCH", COMPOSITE,
               "{\"allOrNone\":true,\"records\":["
-              "{\"attributes\":{\"type\":\"Opportunity\"},\"id\":\"" OPP "\",\"AccountId\":\""
-              ACCT "\",\"StageName\":\"Won\"},"
-              "{\"attributes\":{\"type\":\"Opportunity\"},\"id\":\"" OPP2 "\",\"AccountId\":\""
-              ACCT "\",\"StageName\":\"Won\"}]}");
+              "{\"attributes\":{\"type\":\"Opportunity\"},\"id\":\"" OPP "\",\"AccountId\":\"" ACCT
+              "\",\"StageName\":\"Won\"},"
+              "{\"attributes\":{\"type\":\"Opportunity\"},\"id\":\"" OPP2 "\",\"AccountId\":\"" ACCT
+              "\",\"StageName\":\"Won\"}]}");
 }
 
 static void test_remote_data_merged_into_organization_patch(void **state) {
   plan_ok("{\"entity_id\":\"" OPP "\",\"entity\":\"opportunities\",\"associations\":{"
           "\"organizations\":[{\"id\":\"" ACCT "\"}]},\"remote_data\":{\"Amount\":1e400}}");
-  assert_call(&u.plan.calls[0], "PATCH", SOBJ OPP,
-              "{\"AccountId\":\"" ACCT "\",\"Amount\":1e400}");
+  assert_call(&u.plan.calls[0], "PATCH", SOBJ OPP, "{\"AccountId\":\"" ACCT "\",\"Amount\":1e400}");
 }
 
 /* ---- auth, verdict, rate limits ---- */
@@ -221,8 +228,10 @@ static void test_verdict_single_patch_204(void **state) {
 
 static void test_verdict_request_limit_exceeded_is_429(void **state) {
   struct ucrm_verdict v;
-  verdict_on(1, 403, "[{\"message\":\"TotalRequests Limit exceeded.\",\"errorCode\":"
-                     "\"REQUEST_LIMIT_EXCEEDED\"}]", &v, NULL);
+  verdict_on(1, 403,
+             "[{\"message\":\"TotalRequests Limit exceeded.\",\"errorCode\":"
+             "\"REQUEST_LIMIT_EXCEEDED\"}]",
+             &v, NULL);
   assert_false(v.ok);
   assert_int_equal(v.status, 429);
   assert_false(v.refresh_token);
@@ -237,8 +246,10 @@ static void test_verdict_other_403_stays_403(void **state) {
 
 static void test_verdict_invalid_session_asks_refresh(void **state) {
   struct ucrm_verdict v;
-  verdict_on(1, 401, "[{\"message\":\"Session expired or invalid\",\"errorCode\":"
-                     "\"INVALID_SESSION_ID\"}]", &v, NULL);
+  verdict_on(1, 401,
+             "[{\"message\":\"Session expired or invalid\",\"errorCode\":"
+             "\"INVALID_SESSION_ID\"}]",
+             &v, NULL);
   assert_false(v.ok);
   assert_int_equal(v.status, 401);
   assert_true(v.refresh_token);
@@ -248,8 +259,10 @@ static void test_verdict_invalid_session_asks_refresh(void **state) {
 
 static void test_verdict_not_found(void **state) {
   struct ucrm_verdict v;
-  verdict_on(1, 404, "[{\"errorCode\":\"NOT_FOUND\",\"message\":\"The requested resource does "
-                     "not exist\"}]", &v, NULL);
+  verdict_on(1, 404,
+             "[{\"errorCode\":\"NOT_FOUND\",\"message\":\"The requested resource does "
+             "not exist\"}]",
+             &v, NULL);
   assert_int_equal(v.status, 404);
   assert_false(v.refresh_token);
   assert_has(v.message, "NOT_FOUND");
@@ -265,8 +278,10 @@ static void test_verdict_server_error_retryable(void **state) {
 static void test_verdict_collection_all_success(void **state) {
   struct ucrm_verdict v;
   unsigned char ok[2] = {9, 9};
-  verdict_on(2, 200, "[{\"id\":\"" OPP "\",\"success\":true,\"errors\":[]},"
-                     "{\"id\":\"" OPP2 "\",\"success\":true,\"errors\":[]}]", &v, ok);
+  verdict_on(2, 200,
+             "[{\"id\":\"" OPP "\",\"success\":true,\"errors\":[]},"
+             "{\"id\":\"" OPP2 "\",\"success\":true,\"errors\":[]}]",
+             &v, ok);
   assert_true(v.ok);
   assert_true(v.per_link);
   assert_int_equal(ok[0], 1);
@@ -276,10 +291,11 @@ static void test_verdict_collection_all_success(void **state) {
 static void test_verdict_collection_failed_record_not_ok(void **state) {
   struct ucrm_verdict v;
   unsigned char ok[2] = {9, 9};
-  verdict_on(2, 200, "[{\"id\":\"" OPP "\",\"success\":false,\"errors\":[{\"statusCode\":"
-                     "\"ALL_OR_NONE_OPERATION_ROLLED_BACK\",\"message\":\"rolled back\"}]},"
-                     "{\"id\":\"" OPP2 "\",\"success\":false,\"errors\":[{\"statusCode\":"
-                     "\"ENTITY_IS_DELETED\",\"message\":\"entity is deleted\",\"fields\":[]}]}]",
+  verdict_on(2, 200,
+             "[{\"id\":\"" OPP "\",\"success\":false,\"errors\":[{\"statusCode\":"
+             "\"ALL_OR_NONE_OPERATION_ROLLED_BACK\",\"message\":\"rolled back\"}]},"
+             "{\"id\":\"" OPP2 "\",\"success\":false,\"errors\":[{\"statusCode\":"
+             "\"ENTITY_IS_DELETED\",\"message\":\"entity is deleted\",\"fields\":[]}]}]",
              &v, ok);
   assert_false(v.ok);
   assert_int_equal(v.status, 422);
@@ -292,9 +308,11 @@ static void test_verdict_collection_failed_record_not_ok(void **state) {
 static void test_verdict_collection_partial_flags_per_link(void **state) {
   struct ucrm_verdict v;
   unsigned char ok[2] = {9, 9};
-  verdict_on(2, 200, "[{\"id\":\"" OPP "\",\"success\":true,\"errors\":[]},"
-                     "{\"id\":\"" OPP2 "\",\"success\":false,\"errors\":[{\"statusCode\":"
-                     "\"INVALID_CROSS_REFERENCE_KEY\",\"message\":\"invalid id\"}]}]", &v, ok);
+  verdict_on(2, 200,
+             "[{\"id\":\"" OPP "\",\"success\":true,\"errors\":[]},"
+             "{\"id\":\"" OPP2 "\",\"success\":false,\"errors\":[{\"statusCode\":"
+             "\"INVALID_CROSS_REFERENCE_KEY\",\"message\":\"invalid id\"}]}]",
+             &v, ok);
   assert_false(v.ok);
   assert_true(v.per_link);
   assert_int_equal(ok[0], 1);

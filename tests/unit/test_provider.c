@@ -81,8 +81,7 @@ static void test_is_positive_int(void **state) {
   assert_false(ucrm_is_positive_int(" 1"));
 }
 
-static void check_status(long in, int ok, int status, int retryable, const char *file,
-                         int line) {
+static void check_status(long in, int ok, int status, int retryable, const char *file, int line) {
   unsigned char flags[2];
   struct ucrm_verdict v = {.link_ok = flags, .refresh_token = 1, .per_link = 1};
   ucrm_verdict_from_status(in, &v);
@@ -94,7 +93,7 @@ static void check_status(long in, int ok, int status, int retryable, const char 
   _assert_true(v.link_ok == flags, "link_ok kept", file, line);
 }
 
-#define assert_status_maps(in, ok, status, retryable) \
+#define assert_status_maps(in, ok, status, retryable)                                              \
   check_status((in), (ok), (status), (retryable), __FILE__, __LINE__)
 
 static void test_verdict_from_status_table(void **state) {

@@ -87,10 +87,9 @@ static void test_bad_format_rejected(void **state) {
 }
 
 static void test_booleans_true_false_one_zero(void **state) {
-  static const char *const qs[] = {"truto_ignore_remote_data=true&dry_run=1",
-                                   "truto_ignore_remote_data=1&dry_run=true",
-                                   "truto_ignore_remote_data=false&dry_run=0",
-                                   "truto_ignore_remote_data=0&dry_run=false"};
+  static const char *const qs[] = {
+      "truto_ignore_remote_data=true&dry_run=1", "truto_ignore_remote_data=1&dry_run=true",
+      "truto_ignore_remote_data=false&dry_run=0", "truto_ignore_remote_data=0&dry_run=false"};
   static const int want[] = {1, 1, 0, 0};
   for (size_t i = 0; i < UCRM_ARRAY_LEN(qs); i++) {
     struct ucrm_query q;
@@ -247,10 +246,9 @@ static void test_remote_query_api_token_rejected(void **state) {
 
 static void test_remote_query_malformed_keys_rejected(void **state) {
   static const char *const bad[] = {
-      "remote_query=1",         "remote_query[]=1",     "remote_query[a=1",
-      "remote_query[a]b=1",     "remote_query[a][][b]=1", "remote_query[a[b]]=1",
-      "remote_queryx[a]=1",     "remote_query[a]]=1",   "remote_query[a][b=1",
-      "remote_query.a=1",       "remote_query[]]=1",    "remote_query[][]=1",
+      "remote_query=1",         "remote_query[]=1",     "remote_query[a=1",   "remote_query[a]b=1",
+      "remote_query[a][][b]=1", "remote_query[a[b]]=1", "remote_queryx[a]=1", "remote_query[a]]=1",
+      "remote_query[a][b=1",    "remote_query.a=1",     "remote_query[]]=1",  "remote_query[][]=1",
   };
   for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++)
     assert_query_rejected(bad[i], "malformed remote_query key");

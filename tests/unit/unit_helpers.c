@@ -29,8 +29,9 @@ void unit_account(struct ucrm_account *acct, const struct ucrm_provider *p, cons
 int unit_plan(struct unit_plan *u, const struct ucrm_provider *p, const char *body) {
   unit_plan_free(u);
   memset(u, 0, sizeof(*u));
-  unit_account(&u->acct, p, p->default_base_url != NULL ? p->default_base_url
-                                                        : "https://acme.my.salesforce.com");
+  unit_account(&u->acct, p,
+               p->default_base_url != NULL ? p->default_base_url
+                                           : "https://acme.my.salesforce.com");
 
   struct ucrm_err perr = {0};
   int rc = ucrm_assoc_parse(body, strlen(body), &u->a, &perr);

@@ -51,7 +51,7 @@ void unit_check_has(const char *haystack, const char *needle, const char *file, 
 void unit_check_lacks(const char *haystack, const char *needle, const char *file, int line);
 
 /* The exact method, path and body bytes of a planned call. */
-#define assert_call(c, method, path, body) \
+#define assert_call(c, method, path, body)                                                         \
   unit_check_call((c), (method), (path), (body), __FILE__, __LINE__)
 
 /* Link i of a call writes kind/id. */
