@@ -198,78 +198,121 @@ static int worker_run(const struct opts *o, struct ucrm_config *cfg, int reusepo
 
 /* ---- the parent of several workers ---- */
 
-static volatile sig_atomic_t parent_signal;
+#define UCRM_QUICK_DEATH_S 2 /* a worker dying this soon after start failed to start */
+#define UCRM_QUICK_DEATHS_MAX 3
 
-static void parent_on_signal(int signum) {
-  parent_signal = signum;
-}
+struct worker_slot {
+  pid_t pid;
+  time_t started;
+  int quick_deaths;
+};
 
 static pid_t spawn_worker(const struct opts *o, struct ucrm_config *cfg) {
   pid_t pid = fork();
-  if (pid == 0) {
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    /* A restarted worker reads the file again, so it picks up reloads the parent forwarded. */
-    struct ucrm_config *fresh;
-    if (load_config(o, &fresh) == 0) {
-      ucrm_config_free(cfg);
-      cfg = fresh;
-    }
-    int rc = worker_run(o, cfg, 1);
-    curl_global_cleanup();
-    _exit(rc);
+  if (pid != 0)
+    return pid;
+
+  /* The parent waits for signals with them blocked; a worker handles them on its loop. */
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_UNBLOCK, &all, NULL);
+
+  /* A restarted worker reads the file again, so it picks up reloads the parent forwarded. */
+  struct ucrm_config *fresh;
+  if (load_config(o, &fresh) == 0) {
+    ucrm_config_free(cfg);
+    cfg = fresh;
   }
-  return pid;
+  int rc = worker_run(o, cfg, 1);
+  curl_global_cleanup();
+  _exit(rc);
 }
 
-static void forward_signal(pid_t *pids, int n, int signum) {
+static void signal_all(struct worker_slot *w, int n, int signum) {
   for (int i = 0; i < n; i++) {
-    if (pids[i] > 0)
-      kill(pids[i], signum);
+    if (w[i].pid > 0)
+      kill(w[i].pid, signum);
   }
 }
 
-static int parent_run(const struct opts *o, struct ucrm_config *cfg) {
-  pid_t pids[UCRM_MAX_WORKERS] = {0};
-  struct sigaction sa = {.sa_handler = parent_on_signal};
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+static int count_alive(const struct worker_slot *w, int n) {
+  int alive = 0;
+  for (int i = 0; i < n; i++)
+    alive += w[i].pid > 0;
+  return alive;
+}
 
-  for (int i = 0; i < o->workers; i++)
-    pids[i] = spawn_worker(o, cfg);
+/* A worker ended: start it again, unless it keeps dying at start-up (a port in use, say). */
+static int restart_worker(const struct opts *o, struct ucrm_config *cfg, struct worker_slot *w) {
+  time_t now = time(NULL);
+  w->quick_deaths = now - w->started < UCRM_QUICK_DEATH_S ? w->quick_deaths + 1 : 0;
+  if (w->quick_deaths >= UCRM_QUICK_DEATHS_MAX) {
+    ulog(ULOG_ERROR, "main", "msg=\"worker keeps failing at start-up; giving up\"");
+    return -1;
+  }
+  ulog(ULOG_WARN, "main", "msg=\"worker died; restarting\" quick_deaths=%d", w->quick_deaths);
+  if (w->quick_deaths > 0)
+    sleep(1); /* signals stay pending meanwhile and are handled right after */
+  w->started = time(NULL);
+  w->pid = spawn_worker(o, cfg);
+  return 0;
+}
 
-  int stopping = 0, alive = o->workers;
-  while (alive > 0) {
-    int status;
-    pid_t pid = waitpid(-1, &status, 0);
-    if (pid < 0 && errno == EINTR) {
-      int sig = parent_signal;
-      parent_signal = 0;
-      stopping |= sig == SIGTERM || sig == SIGINT;
-      forward_signal(pids, o->workers, sig);
-      continue;
+/* Reaps every worker that ended; returns -1 if one could not be restarted. */
+static int reap_workers(const struct opts *o, struct ucrm_config *cfg, struct worker_slot *w,
+                        int stopping) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    for (int i = 0; i < o->workers; i++) {
+      if (w[i].pid != pid)
+        continue;
+      w[i].pid = 0;
+      if (!stopping && restart_worker(o, cfg, &w[i]) != 0)
+        return -1;
     }
-    if (pid < 0)
+  }
+  return 0;
+}
+
+/*
+ * The parent keeps every signal it cares about blocked and takes them one by one with
+ * sigwaitinfo, so none can slip in between two checks.
+ */
+static int parent_run(const struct opts *o, struct ucrm_config *cfg) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+
+  struct worker_slot w[UCRM_MAX_WORKERS] = {{0}};
+  for (int i = 0; i < o->workers; i++) {
+    w[i].started = time(NULL);
+    w[i].pid = spawn_worker(o, cfg);
+  }
+
+  int stopping = 0, failed = 0;
+  for (;;) {
+    if (reap_workers(o, cfg, w, stopping) != 0) {
+      failed = stopping = 1;
+      signal_all(w, o->workers, SIGTERM);
+    }
+    if (count_alive(w, o->workers) == 0)
       break;
 
-    for (int i = 0; i < o->workers; i++) {
-      if (pids[i] != pid)
-        continue;
-      if (stopping) {
-        pids[i] = 0;
-        alive--;
-      } else {
-        ulog(ULOG_WARN, "main", "msg=\"worker died; restarting\" pid=%d status=%d", (int)pid,
-             status);
-        sleep(1); /* a worker that dies at start-up must not spin the parent */
-        pids[i] = spawn_worker(o, cfg);
-      }
+    int sig = sigwaitinfo(&set, NULL);
+    if (sig == SIGTERM || sig == SIGINT) {
+      stopping = 1;
+      signal_all(w, o->workers, sig);
+    } else if (sig == SIGHUP) {
+      signal_all(w, o->workers, sig);
     }
   }
   ucrm_config_free(cfg);
-  return 0;
+  return failed;
 }
 
 int main(int argc, char **argv) {

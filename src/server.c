@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,7 +59,6 @@ struct srv_conn {
 struct srv {
   uv_loop_t *loop;
   uv_tcp_t listener;
-  int listening;
   struct ucrm_limits limits;
   srv_request_cb on_request;
   srv_request_cb on_complete;
@@ -67,11 +67,13 @@ struct srv {
   struct srv_conn *conns;
   int nconns;
   int draining;
+  uv_idle_t drain_check; /* reports "drained" from a clean stack, not from inside a close */
   srv_drained_cb on_drained;
   char read_buf[SRV_READ_BUF];
   char date[64];
   time_t date_at;
   uint64_t next_id;
+  uint64_t id_prefix;
 };
 
 struct srv_write {
@@ -242,9 +244,35 @@ static void srv_access_log(struct srv_conn *c) {
        r->log_retries, (unsigned long long)(srv_now_ms(c->srv) - r->start_ms));
 }
 
+/* Drained: no request is arriving or being handled (answers may still be leaving). */
+static int srv_drained(const struct srv *s) {
+  for (const struct srv_conn *c = s->conns; c != NULL; c = c->next) {
+    if (!c->closing && (c->state == SRV_READING || c->state == SRV_BUSY))
+      return 0;
+  }
+  return 1;
+}
+
+static void srv_on_drain_check(uv_idle_t *h) {
+  struct srv *s = h->data;
+  uv_idle_stop(h);
+  if (s->draining && s->on_drained != NULL && srv_drained(s)) {
+    srv_drained_cb cb = s->on_drained;
+    s->on_drained = NULL;
+    cb(s);
+  }
+}
+
+/* While draining, every finished request may be the last: look again from a clean stack. */
+static void srv_recheck_drain(struct srv *s) {
+  if (s->draining && s->on_drained != NULL)
+    uv_idle_start(&s->drain_check, srv_on_drain_check);
+}
+
 /* The response is fully queued: log it and move on to the next pipelined request. */
 static void srv_req_done(struct srv_conn *c) {
   srv_access_log(c);
+  srv_recheck_drain(c->srv);
   memset(&c->req, 0, sizeof(c->req));
   c->req.conn = c;
   c->head_request = 0;
@@ -504,9 +532,14 @@ static int srv_on_message_complete(llhttp_t *p) {
 /* ---- request dispatch ---- */
 
 static void srv_make_request_id(struct srv *s, char *out, size_t outlen) {
-  uint64_t n = ++s->next_id;
-  snprintf(out, outlen, "%08x%08llx", (unsigned)getpid() ^ (unsigned)s->date_at,
-           (unsigned long long)n);
+  /* A random 64-bit prefix per process and a counter: unique across workers and restarts. */
+  if (s->id_prefix == 0) {
+    if (getrandom(&s->id_prefix, sizeof(s->id_prefix), 0) != sizeof(s->id_prefix))
+      s->id_prefix = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+    s->id_prefix |= 1;
+  }
+  snprintf(out, outlen, "%016llx%08llx", (unsigned long long)s->id_prefix,
+           (unsigned long long)++s->next_id);
 }
 
 static void srv_dispatch(struct srv_conn *c) {
@@ -654,17 +687,10 @@ static void srv_conn_freed(uv_handle_t *h) {
   if (--c->handles_open > 0)
     return;
 
-  struct srv *s = c->srv;
   ubuf_free(&c->in);
   ubuf_free(&c->url);
   ubuf_free(&c->body);
   free(c);
-
-  if (s->draining && s->nconns == 0 && s->on_drained != NULL) {
-    srv_drained_cb cb = s->on_drained;
-    s->on_drained = NULL;
-    cb(s);
-  }
 }
 
 static void srv_conn_close(struct srv_conn *c) {
@@ -680,6 +706,7 @@ static void srv_conn_close(struct srv_conn *c) {
   }
 
   struct srv *s = c->srv;
+  srv_recheck_drain(s);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
@@ -722,7 +749,7 @@ static void srv_on_connection(uv_stream_t *listener, int status) {
     uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
     return;
   }
-  if (s->nconns >= s->limits.max_connections || s->draining) {
+  if (s->nconns >= s->limits.max_connections) {
     srv_reject(s, &c->tcp);
     return;
   }
@@ -775,6 +802,8 @@ int srv_new(uv_loop_t *loop, const struct srv_opts *opts, struct srv **out) {
 
   uv_tcp_init(loop, &s->listener);
   s->listener.data = s;
+  uv_idle_init(loop, &s->drain_check);
+  s->drain_check.data = s;
   *out = s;
   return 0;
 }
@@ -820,10 +849,7 @@ int srv_listen(struct srv *s, const char *host, int port, int reuseport) {
   }
 
   int rc = srv_bind(s, (struct sockaddr *)&ss, len, reuseport);
-  rc = rc != 0 ? rc : uv_listen((uv_stream_t *)&s->listener, 1024, srv_on_connection);
-  if (rc == 0)
-    s->listening = 1;
-  return rc;
+  return rc != 0 ? rc : uv_listen((uv_stream_t *)&s->listener, 1024, srv_on_connection);
 }
 
 int srv_port(const struct srv *s) {
@@ -848,13 +874,13 @@ int srv_open_connections(const struct srv *s) {
   return s->nconns;
 }
 
+/*
+ * The listener stays open while draining, so a load balancer's health check and any new
+ * request get a clear 503 with Connection: close instead of a refused connection.
+ */
 void srv_drain(struct srv *s, srv_drained_cb cb) {
   s->draining = 1;
   s->on_drained = cb;
-  if (s->listening) {
-    uv_close((uv_handle_t *)&s->listener, NULL);
-    s->listening = 0;
-  }
 
   /* Idle keep-alive connections have nothing to finish; busy ones close after their answer. */
   struct srv_conn *next;
@@ -864,10 +890,7 @@ void srv_drain(struct srv *s, srv_drained_cb cb) {
     if (c->state == SRV_IDLE && c->in.len == 0)
       srv_conn_close(c);
   }
-  if (s->nconns == 0 && s->on_drained != NULL) {
-    s->on_drained = NULL;
-    cb(s);
-  }
+  srv_recheck_drain(s);
 }
 
 void srv_close(struct srv *s) {
@@ -877,6 +900,8 @@ void srv_close(struct srv *s) {
 
   if (!uv_is_closing((uv_handle_t *)&s->listener))
     uv_close((uv_handle_t *)&s->listener, NULL);
+  if (!uv_is_closing((uv_handle_t *)&s->drain_check))
+    uv_close((uv_handle_t *)&s->drain_check, NULL);
 }
 
 void srv_free(struct srv *s) {

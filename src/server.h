@@ -79,7 +79,10 @@ void srv_set_limits(struct srv *s, const struct ucrm_limits *limits);
 /* Whether the server is draining (new requests get 503). */
 int srv_draining(const struct srv *s);
 
-/* Stops accepting, lets in-flight requests finish, then calls cb once every connection closed. */
+/*
+ * Starts draining: idle connections close, every new request is answered 503 with
+ * Connection: close, and cb runs once no request handed to on_request is still in flight.
+ */
 void srv_drain(struct srv *s, srv_drained_cb cb);
 
 /* Closes every connection and the listener; run the loop until idle, then call srv_free. */

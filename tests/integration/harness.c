@@ -88,6 +88,10 @@ static int h_read_port(const char *log_path, int *port) {
 }
 
 int h_unicrm_start(struct h_proc *u, int mp, const char *extra) {
+  return h_unicrm_start_args(u, mp, extra, "");
+}
+
+int h_unicrm_start_args(struct h_proc *u, int mp, const char *extra, const char *args) {
   static int seq;
   char *cfg_path = u->cfg_path;
   snprintf(cfg_path, sizeof(u->cfg_path), "/tmp/unicrm-test-%d-%d.json", (int)getpid(), ++seq);
@@ -106,8 +110,8 @@ int h_unicrm_start(struct h_proc *u, int mp, const char *extra) {
     dup2(fd, 2);
     const char *wrapper = getenv("UNICRM_WRAPPER");
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "exec %s %s/unicrm --config %s --log-level debug",
-             wrapper != NULL ? wrapper : "", H_BIN_DIR, cfg_path);
+    snprintf(cmd, sizeof(cmd), "exec %s %s/unicrm --config %s --log-level debug %s",
+             wrapper != NULL ? wrapper : "", H_BIN_DIR, cfg_path, args);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
   }

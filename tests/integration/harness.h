@@ -51,6 +51,9 @@ int h_mock_start(struct h_proc *m);
  */
 int h_unicrm_start(struct h_proc *u, int mock_port, const char *extra);
 
+/* The same with extra command-line arguments (e.g. "--workers 2 --listen 127.0.0.1:N"). */
+int h_unicrm_start_args(struct h_proc *u, int mock_port, const char *extra, const char *args);
+
 /* SIGTERM and wait; returns the exit status (0 on a clean exit), -1 on a crash or timeout. */
 int h_stop(struct h_proc *p);
 

@@ -84,15 +84,18 @@ static void test_sigterm_drains_in_flight(void **state) {
   kill(g_fx.unicrm.pid, SIGTERM);
   h_file_wait(g_fx.unicrm.log_path, "msg=\"draining\"", 2000 * slow_factor());
 
-  /* While draining: the listener is closed, so new connections are refused. */
-  int refused = connect_port(g_fx.unicrm.port);
+  /* While draining, a new connection is still answered: 503 and Connection: close, so a load
+   * balancer's health check sees the instance going away. */
+  char answer[1024];
+  int n = h_raw(g_fx.unicrm.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 35,
+                2000 * slow_factor(), answer, sizeof(answer));
   char buf[64];
   ssize_t idle_read = read(idle, buf, sizeof(buf)); /* the idle connection was closed */
   close(idle);
   pthread_join(b.t, NULL); /* before any assertion: the thread writes into b */
-  if (refused >= 0)
-    close(refused);
-  assert_int_equal(refused, -1);
+  assert_true(n > 0);
+  assert_memory_equal(answer, "HTTP/1.1 503 ", 13);
+  assert_non_null(strstr(answer, "Connection: close"));
   assert_true(idle_read <= 0);
 
   assert_int_equal(b.r.status, 201);
@@ -321,6 +324,85 @@ static void test_emfile_does_not_spin(void **state) {
   h_resp_free(&r);
 }
 
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  socklen_t len = sizeof(sa);
+  bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+static int healthz_status(int port) {
+  struct h_resp r;
+  h_request(port, "GET", "/healthz", NULL, "Connection: close", &r);
+  int st = (int)r.status;
+  h_resp_free(&r);
+  return st;
+}
+
+/* Several workers share one port; one that dies is replaced; SIGTERM stops them all. */
+static void test_workers_restart_and_stop(void **state) {
+  if (getenv("UNICRM_WRAPPER") != NULL)
+    skip(); /* the wrapper would watch the parent only */
+  assert_int_equal(h_mock_start(&g_fx.mock), 0);
+  int port = free_port();
+  char args[64];
+  snprintf(args, sizeof(args), "--workers 2 --listen 127.0.0.1:%d", port);
+  assert_int_equal(h_unicrm_start_args(&g_fx.unicrm, g_fx.mock.port, NULL, args), 0);
+  assert_int_equal(healthz_status(port), 200);
+
+  /* Kill one worker: the parent starts another and the port keeps answering. */
+  char cmd[128], line[64];
+  snprintf(cmd, sizeof(cmd), "pgrep -P %d | head -1", (int)g_fx.unicrm.pid);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(fgets(line, sizeof(line), p));
+  pclose(p);
+  kill((pid_t)atoi(line), SIGKILL);
+  assert_true(h_file_wait(g_fx.unicrm.log_path, "worker died; restarting", 3000));
+  for (int i = 0; i < 20; i++)
+    assert_int_equal(healthz_status(port), 200);
+
+  assert_int_equal(h_stop(&g_fx.unicrm), 0);
+  snprintf(cmd, sizeof(cmd), "pgrep -f '[u]nicrm.*listen 127.0.0.1:%d' | wc -l", port);
+  p = popen(cmd, "r");
+  assert_non_null(fgets(line, sizeof(line), p));
+  pclose(p);
+  assert_int_equal(atoi(line), 0);
+}
+
+/* Workers that cannot start (the port is taken) make the parent give up, not spin. */
+static void test_workers_give_up_when_port_taken(void **state) {
+  if (getenv("UNICRM_WRAPPER") != NULL)
+    skip();
+  assert_int_equal(h_mock_start(&g_fx.mock), 0);
+  int blocker = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  socklen_t len = sizeof(sa);
+  assert_int_equal(bind(blocker, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  listen(blocker, 1);
+  getsockname(blocker, (struct sockaddr *)&sa, &len);
+
+  char args[64];
+  snprintf(args, sizeof(args), "--workers 2 --listen 127.0.0.1:%d", ntohs(sa.sin_port));
+  h_unicrm_start_args(&g_fx.unicrm, g_fx.mock.port, NULL, args); /* never reports listening */
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 200 && done == 0; i++) {
+    done = waitpid(g_fx.unicrm.pid, &status, WNOHANG);
+    sleep_ms(50);
+  }
+  close(blocker);
+  assert_int_equal(done, g_fx.unicrm.pid);
+  g_fx.unicrm.pid = 0;
+  assert_true(WIFEXITED(status));
+  assert_int_not_equal(WEXITSTATUS(status), 0);
+  assert_true(h_file_contains(g_fx.unicrm.log_path, "giving up"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_sigterm_drains_in_flight, teardown),
@@ -330,6 +412,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_sighup_reload, teardown),
       cmocka_unit_test_teardown(test_max_connections, teardown),
       cmocka_unit_test_teardown(test_emfile_does_not_spin, teardown),
+      cmocka_unit_test_teardown(test_workers_restart_and_stop, teardown),
+      cmocka_unit_test_teardown(test_workers_give_up_when_port_taken, teardown),
   };
   return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }
