@@ -57,22 +57,40 @@ int ubuf_putc(struct ubuf *b, char c) {
 }
 
 int ubuf_printf(struct ubuf *b, const char *fmt, ...) {
+  /* Format straight into the spare room; only a line that does not fit is formatted twice. */
+  size_t room = b->cap > b->len ? b->cap - b->len : 0;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap);
   va_end(ap);
   if (n < 0)
     return UCRM_EINVAL;
 
+  if ((size_t)n < room) {
+    if ((size_t)n > b->max || b->len > b->max - (size_t)n) {
+      b->data[b->len] = '\0';
+      return UCRM_ETOOBIG;
+    }
+    b->len += (size_t)n;
+    return 0;
+  }
+
   int rc = ubuf_reserve(b, (size_t)n);
-  if (rc != 0)
+  if (rc != 0) {
+    if (b->data != NULL)
+      b->data[b->len] = '\0';
     return rc;
+  }
 
   va_start(ap, fmt);
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
   b->len += (size_t)n;
   return 0;
+}
+
+int ubuf_grow(struct ubuf *b, size_t n) {
+  return ubuf_reserve(b, n);
 }
 
 static int ubuf_unreserved(unsigned char c) {

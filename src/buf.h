@@ -23,6 +23,9 @@ int ubuf_puts(struct ubuf *b, const char *s);
 int ubuf_printf(struct ubuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ubuf_putc(struct ubuf *b, char c);
 
+/* Makes room for n more bytes at once (a hint; appends grow the buffer anyway). */
+int ubuf_grow(struct ubuf *b, size_t n);
+
 /* Appends s percent-encoding every byte outside the RFC 3986 unreserved set. */
 int ubuf_append_pct(struct ubuf *b, const char *s, size_t n);
 

@@ -464,6 +464,8 @@ void ucrm_config_free(struct ucrm_config *cfg) {
       a->runtime_free(a->runtime);
     if (a->gate != NULL)
       a->gate_free(a->gate);
+    if (a->headers != NULL)
+      a->headers_free(a->headers);
     cfg_free_credentials(&a->cred);
     free(a->base_url);
   }

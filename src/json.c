@@ -496,12 +496,35 @@ int jv_gen(yajl_gen g, const struct jv *v) {
   return st == yajl_gen_status_ok ? 0 : -(int)st;
 }
 
+/*
+ * One generator serves every dump of the process (it is single-threaded): allocating one per
+ * call cost two allocations and a buffer each time. A generator grown past this keeps no
+ * memory between dumps.
+ */
+#define JV_GEN_KEEP_BYTES 65536
+
+static yajl_gen jv_cached_gen;
+
+static yajl_gen jv_gen_get(void) {
+  if (jv_cached_gen == NULL) {
+    jv_cached_gen = yajl_gen_alloc(NULL);
+    if (jv_cached_gen != NULL)
+      yajl_gen_config(jv_cached_gen, yajl_gen_validate_utf8, 1);
+  }
+  return jv_cached_gen;
+}
+
+void jv_release(void) {
+  if (jv_cached_gen != NULL)
+    yajl_gen_free(jv_cached_gen);
+  jv_cached_gen = NULL;
+}
+
 char *jv_dump(const struct jv *v, size_t *len) {
-  yajl_gen g = yajl_gen_alloc(NULL);
+  yajl_gen g = jv_gen_get();
   if (g == NULL)
     return NULL;
 
-  yajl_gen_config(g, yajl_gen_validate_utf8, 1);
   char *out = NULL;
   if (jv_gen(g, v) == 0) {
     const unsigned char *p;
@@ -511,6 +534,15 @@ char *jv_dump(const struct jv *v, size_t *len) {
     if (len != NULL)
       *len = n;
   }
-  yajl_gen_free(g);
+
+  const unsigned char *p;
+  size_t used;
+  yajl_gen_get_buf(g, &p, &used);
+  if (used > JV_GEN_KEEP_BYTES) {
+    jv_release();
+  } else {
+    yajl_gen_reset(g, NULL);
+    yajl_gen_clear(g);
+  }
   return out;
 }

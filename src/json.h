@@ -94,4 +94,7 @@ int jv_gen(yajl_gen g, const struct jv *v);
 /* Serialises v into a malloc'ed, NUL-terminated string (caller frees). */
 char *jv_dump(const struct jv *v, size_t *len);
 
+/* Frees the generator jv_dump keeps between calls (at exit, for leak checkers). */
+void jv_release(void);
+
 #endif

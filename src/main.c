@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "json.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
@@ -103,7 +104,10 @@ static int load_config(const struct opts *o, struct ucrm_config **out) {
 /* ---- one worker: a loop, a server, an upstream engine ---- */
 
 static void worker_shutdown(struct worker *w) {
+  /* Connections first (their jobs cancel their calls), then the engine and its pooled
+   * sockets, whose poll handles would otherwise keep the loop alive. */
   srv_close(w->app.srv);
+  up_engine_close(w->app.up);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
@@ -184,11 +188,8 @@ static int worker_run(const struct opts *o, struct ucrm_config *cfg, int reusepo
   }
 
   uv_run(loop, UV_RUN_DEFAULT);
-
-  /* The upstream engine goes last: its cleanup needs the loop to close cached sockets. */
-  up_engine_close(w.app.up);
-  uv_run(loop, UV_RUN_DEFAULT);
   srv_free(w.app.srv);
+  jv_release();
   ucrm_app_release(&w.app);
   rc = uv_loop_close(loop);
   if (rc != 0)

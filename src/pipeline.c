@@ -36,7 +36,8 @@ struct job {
   int retries; /* retries over the whole request */
   uint64_t deadline;
   struct up_call call;
-  struct curl_slist *headers;
+  struct curl_slist rid_node; /* heads the call's header list; the rest is the account's */
+  char rid_line[96];
   struct ubuf url;
   uv_timer_t timer; /* waits between retries, or for a queue slot until the deadline */
   int waiting;
@@ -82,7 +83,6 @@ static void job_freed(uv_handle_t *h) {
   ucrm_assoc_free(&j->a);
   ucrm_query_free(&j->q);
   relay_free(&j->relay);
-  curl_slist_free_all(j->headers);
   ubuf_free(&j->url);
   ubuf_free(&j->call.resp);
   j->app->jobs--;
@@ -483,30 +483,77 @@ static void job_on_header(struct up_call *c, const char *name, const char *value
     j->acct->provider->ratelimit_header(name, value, &j->rl);
 }
 
-static int job_headers(struct job *j) {
+/*
+ * The header lines an account sends on every call, built once per access token rather than
+ * once per call. Lists replaced after a token refresh stay alive until the config goes away,
+ * since a call still in flight may point at one.
+ */
+struct acct_headers {
+  struct curl_slist *lists[8]; /* [0] is current; older ones follow */
+  long gen;                    /* the refresh generation the current list was built for */
+};
+
+static void acct_headers_free(void *p) {
+  struct acct_headers *h = p;
+  for (size_t i = 0; i < UCRM_ARRAY_LEN(h->lists); i++)
+    curl_slist_free_all(h->lists[i]);
+  free(h);
+}
+
+static struct curl_slist *acct_headers_build(const struct ucrm_account *acct) {
   struct ubuf line;
   ubuf_init(&line, 8192);
-  int rc = j->acct->provider->auth_header(j->acct, &line);
-
-  curl_slist_free_all(j->headers);
-  j->headers = NULL;
+  int rc = acct->provider->auth_header(acct, &line);
   struct curl_slist *l = rc == 0 ? curl_slist_append(NULL, ubuf_cstr(&line)) : NULL;
   ubuf_free(&line);
 
-  char rid[96];
-  snprintf(rid, sizeof(rid), "X-Request-Id: %s", j->req->request_id);
-  const char *fixed[] = {"Content-Type: application/json", "Accept: application/json", rid,
+  const char *fixed[] = {"Content-Type: application/json", "Accept: application/json",
                          "Expect:"};
   for (size_t i = 0; l != NULL && i < UCRM_ARRAY_LEN(fixed); i++) {
     struct curl_slist *n = curl_slist_append(l, fixed[i]);
-    if (n == NULL) {
+    if (n == NULL)
       curl_slist_free_all(l);
-      l = NULL;
-    }
     l = n;
   }
-  j->headers = l;
-  return l != NULL ? 0 : UCRM_ENOMEM;
+  return l;
+}
+
+static struct curl_slist *acct_headers_get(struct ucrm_account *acct) {
+  struct acct_headers *h = acct->headers;
+  if (h == NULL) {
+    h = acct->headers = calloc(1, sizeof(*h));
+    acct->headers_free = acct_headers_free;
+    if (h == NULL)
+      return NULL;
+  }
+
+  long gen = ucrm_refresh_generation(acct);
+  if (h->lists[0] != NULL && h->gen == gen)
+    return h->lists[0];
+
+  struct curl_slist *fresh = acct_headers_build(acct);
+  if (fresh == NULL)
+    return NULL;
+  size_t last = UCRM_ARRAY_LEN(h->lists) - 1;
+  if (h->lists[last] != NULL) {
+    /* Eight refreshes while one call stayed out: the oldest list is long unused by now. */
+    curl_slist_free_all(h->lists[last]);
+  }
+  memmove(&h->lists[1], &h->lists[0], last * sizeof(h->lists[0]));
+  h->lists[0] = fresh;
+  h->gen = gen;
+  return fresh;
+}
+
+/* The call's headers: the request id line in front of the account's shared lines. */
+static int job_headers(struct job *j) {
+  struct curl_slist *shared = acct_headers_get(j->acct);
+  if (shared == NULL)
+    return UCRM_ENOMEM;
+  snprintf(j->rid_line, sizeof(j->rid_line), "X-Request-Id: %s", j->req->request_id);
+  j->rid_node.data = j->rid_line;
+  j->rid_node.next = shared;
+  return 0;
 }
 
 /* The account's token refresh ended: try the call again with the new token, or give up. */
@@ -600,7 +647,7 @@ static void job_start_call(struct job *j) {
   long left = (long)(j->deadline - now);
   j->call.method = call->method;
   j->call.url = ubuf_cstr(&j->url);
-  j->call.headers = j->headers;
+  j->call.headers = &j->rid_node;
   j->call.body = call->body;
   j->call.body_len = call->body_len;
   j->call.timeout_ms = left < j->cfg->upstream.timeout_ms ? left : j->cfg->upstream.timeout_ms;

@@ -92,8 +92,14 @@ static struct jv *rs_head(const struct ucrm_assoc *a) {
   return o;
 }
 
+static struct jv *rs_take(struct jv **slot) {
+  struct jv *v = *slot != NULL ? *slot : jv_new(JV_NULL);
+  *slot = NULL;
+  return v;
+}
+
 struct jv *ucrm_body_unified(const struct ucrm_assoc *a, const struct ucrm_plan *plan,
-                             struct jv *const *replies) {
+                             struct jv **replies) {
   struct jv *o = rs_head(a);
   if (o == NULL || jv_obj_set(o, "associations", rs_associations(a)) != 0) {
     jv_free(o);
@@ -102,11 +108,11 @@ struct jv *ucrm_body_unified(const struct ucrm_assoc *a, const struct ucrm_plan 
 
   struct jv *rd;
   if (plan->n == 1) {
-    rd = replies[0] != NULL ? jv_copy(replies[0]) : jv_new(JV_NULL);
+    rd = rs_take(&replies[0]);
   } else {
     rd = jv_new(JV_ARRAY);
     for (size_t i = 0; rd != NULL && i < plan->n; i++) {
-      if (jv_arr_push(rd, replies[i] != NULL ? jv_copy(replies[i]) : jv_new(JV_NULL)) != 0) {
+      if (jv_arr_push(rd, rs_take(&replies[i])) != 0) {
         jv_free(rd);
         rd = NULL;
       }

@@ -31,9 +31,12 @@ void ucrm_respond_json(struct srv_req *r, int status, struct jv *root, const cha
 /* Drops excluded fields and, when asked, remote_data from a success tree. */
 void ucrm_respond_shape(struct jv *root, const struct ucrm_query *q);
 
-/* The unified success body; replies[i] is call i's parsed body (NULL for an empty one). */
+/*
+ * The unified success body; replies[i] is call i's parsed body (NULL for an empty one). The
+ * replies move into the body (each slot is left NULL), sparing a deep copy per request.
+ */
 struct jv *ucrm_body_unified(const struct ucrm_assoc *a, const struct ucrm_plan *plan,
-                             struct jv *const *replies);
+                             struct jv **replies);
 
 /* The normalized success body: one row per link. */
 struct jv *ucrm_body_normalized(const struct ucrm_assoc *a, const struct ucrm_result *res,

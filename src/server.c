@@ -297,6 +297,7 @@ void srv_respond(struct srv_req *r, int status, const char *content_type, const 
   struct srv_conn *c = r->conn;
   struct ubuf out;
   ubuf_init(&out, len + 4096);
+  ubuf_grow(&out, len + 512); /* one allocation for head and body in the common case */
 
   r->status = status;
   int rc = srv_head(&out, c, status, content_type, extra_headers);

@@ -21,6 +21,8 @@ struct up_socket {
   uv_poll_t poll;
   curl_socket_t fd;
   struct up_engine *eng;
+  int events;  /* what the poll handle watches now */
+  int removed; /* curl does not need it watched; still watched for reading, see up_on_socket */
 };
 
 struct up_engine {
@@ -36,6 +38,7 @@ struct up_engine {
   CURL *free_easy[UP_FREE_EASY_MAX];
   size_t nfree;
   int active;
+  struct up_call *calls; /* in flight, so that closing the engine can stop them */
   int handles_open; /* timer + kick, freed once both closed */
 
   /*
@@ -49,6 +52,24 @@ struct up_engine {
 
 static void up_drain(struct up_engine *e);
 static void up_recycle(struct up_engine *e, CURL *easy);
+
+static void up_link(struct up_engine *e, struct up_call *c) {
+  c->prev = NULL;
+  c->next = e->calls;
+  if (e->calls != NULL)
+    e->calls->prev = c;
+  e->calls = c;
+}
+
+static void up_unlink(struct up_engine *e, struct up_call *c) {
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else if (e->calls == c)
+    e->calls = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
 
 static void up_reap_orphans(struct up_engine *e) {
   for (size_t i = 0; i < e->norphans; i++) {
@@ -74,6 +95,13 @@ static void up_socket_action(struct up_engine *e, curl_socket_t fd, int flags) {
 static void up_on_poll(uv_poll_t *h, int status, int events) {
   struct up_socket *s = h->data;
   int flags = 0;
+
+  /* An idle pooled connection became readable (the server closed it, most likely): stop
+   * watching it, and still tell curl, which ignores sockets it does not track. */
+  if (s->removed) {
+    uv_poll_stop(&s->poll);
+    s->events = 0;
+  }
 
   if (status < 0)
     flags = CURL_CSELECT_ERR;
@@ -139,9 +167,18 @@ static int up_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, voi
   struct up_socket *s = up_socket_get(e, fd);
 
   if (what == CURL_POLL_REMOVE) {
-    /* Keep the handle: curl may want this fd watched again before it closes it. */
-    if (s != NULL)
-      uv_poll_stop(&s->poll);
+    /*
+     * A connection going back to the pool stays watched for reading: the next request on it
+     * then costs no epoll_ctl at all. If it turns readable while idle, up_on_poll stops it.
+     * Watching for writing would fire at once, so that is stopped now.
+     */
+    if (s != NULL) {
+      s->removed = 1;
+      if (s->events != UV_READABLE) {
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+      }
+    }
     return 0;
   }
 
@@ -162,7 +199,11 @@ static int up_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, voi
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  uv_poll_start(&s->poll, events, up_on_poll);
+  s->removed = 0;
+  if (events != s->events) {
+    uv_poll_start(&s->poll, events, up_on_poll);
+    s->events = events;
+  }
   return 0;
 }
 
@@ -195,8 +236,8 @@ static int up_close_socket(void *clientp, curl_socket_t fd) {
 }
 
 static void up_recycle(struct up_engine *e, CURL *easy) {
+  /* No curl_easy_reset: the options every call shares stay set (see up_easy). */
   if (e->nfree < UP_FREE_EASY_MAX) {
-    curl_easy_reset(easy);
     e->free_easy[e->nfree++] = easy;
   } else {
     curl_easy_cleanup(easy);
@@ -220,6 +261,7 @@ static void up_finish(struct up_engine *e, CURL *easy, CURLcode result) {
   curl_multi_remove_handle(e->multi, easy);
   up_recycle(e, easy);
   c->easy = NULL;
+  up_unlink(e, c);
   e->active--;
   c->on_done(c);
 }
@@ -323,23 +365,11 @@ static size_t up_on_header(char *p, size_t size, size_t n, void *userp) {
   return n;
 }
 
-static CURL *up_easy(struct up_engine *e) {
-  return e->nfree > 0 ? e->free_easy[--e->nfree] : curl_easy_init();
-}
-
-static void up_setopts(struct up_engine *e, struct up_call *c, CURL *h) {
-  curl_easy_setopt(h, CURLOPT_URL, c->url);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body != NULL ? c->body : "");
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-  curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)c);
+/* Options that are the same for every call, set once per easy handle. */
+static void up_setopts_fixed(struct up_engine *e, CURL *h) {
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, up_on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->cfg->connect_timeout_ms);
 
   /* Never follow a redirect and speak only HTTP(S): a provider cannot send us elsewhere. */
@@ -359,6 +389,29 @@ static void up_setopts(struct up_engine *e, struct up_call *c, CURL *h) {
   curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, e);
 }
 
+static CURL *up_easy(struct up_engine *e) {
+  if (e->nfree > 0)
+    return e->free_easy[--e->nfree];
+
+  CURL *h = curl_easy_init();
+  if (h != NULL)
+    up_setopts_fixed(e, h);
+  return h;
+}
+
+/* What changes from call to call. */
+static void up_setopts(struct up_call *c, CURL *h) {
+  curl_easy_setopt(h, CURLOPT_URL, c->url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body != NULL ? c->body : "");
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
+  curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)c);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+}
+
 int up_call_start(struct up_engine *e, struct up_call *c) {
   CURL *h = up_easy(e);
   if (h == NULL)
@@ -372,7 +425,7 @@ int up_call_start(struct up_engine *e, struct up_call *c) {
   c->content_type[0] = '\0';
   c->retry_after[0] = '\0';
   ubuf_reset(&c->resp);
-  up_setopts(e, c, h);
+  up_setopts(c, h);
 
   CURLMcode mc = curl_multi_add_handle(e->multi, h);
   if (mc != CURLM_OK) {
@@ -380,6 +433,7 @@ int up_call_start(struct up_engine *e, struct up_call *c) {
     c->easy = NULL;
     return UCRM_EIO;
   }
+  up_link(e, c);
   e->active++;
   return 0;
 }
@@ -391,6 +445,7 @@ void up_call_cancel(struct up_call *c) {
   struct up_engine *e = c->eng;
   CURL *easy = c->easy;
   c->easy = NULL;
+  up_unlink(e, c);
   if (e->in_callback == 0) {
     curl_multi_remove_handle(e->multi, easy);
     up_recycle(e, easy);
@@ -459,6 +514,10 @@ static void up_engine_handle_closed(uv_handle_t *h) {
 }
 
 void up_engine_close(struct up_engine *e) {
+  while (e->calls != NULL)
+    up_call_cancel(e->calls);
+  up_reap_orphans(e);
+
   /* Cleanup closes cached connections through up_close_socket, so the loop must still run. */
   curl_multi_cleanup(e->multi);
   for (size_t i = 0; i < e->nfree; i++)

@@ -58,6 +58,7 @@ struct up_call {
   /* private */
   CURL *easy;
   struct up_engine *eng;
+  struct up_call *prev, *next; /* the engine's list of calls in flight */
   int in_body; /* headers of the final response are being read */
 };
 
@@ -80,9 +81,9 @@ void up_call_cancel(struct up_call *c);
 int up_engine_active(const struct up_engine *e);
 
 /*
- * Cancels nothing: every call must have finished or been cancelled. Closes cached connections
- * and the engine's handles; the engine's memory is freed from a close callback, so run the
- * loop afterwards until it has no more handles.
+ * Stops every call still in flight (their on_done never runs; a later up_call_cancel on them
+ * is a no-op), closes cached connections and the engine's handles. The engine's memory is
+ * freed from a close callback, so run the loop afterwards until it has no more handles.
  */
 void up_engine_close(struct up_engine *e);
 
