@@ -91,19 +91,7 @@ int h_unicrm_start(struct h_proc *u, int mp, const char *extra) {
   return h_unicrm_start_args(u, mp, extra, "");
 }
 
-int h_unicrm_start_args(struct h_proc *u, int mp, const char *extra, const char *args) {
-  static int seq;
-  char *cfg_path = u->cfg_path;
-  snprintf(cfg_path, sizeof(u->cfg_path), "/tmp/unicrm-test-%d-%d.json", (int)getpid(), ++seq);
-  snprintf(u->log_path, sizeof(u->log_path), "/tmp/unicrm-test-%d-%d.log", (int)getpid(), seq);
-
-  FILE *f = fopen(cfg_path, "w");
-  if (f == NULL)
-    return -1;
-  fprintf(f, h_config_fmt, extra != NULL ? extra : "", mp, mp, mp, mp, mp, mp, mp, mp);
-  fclose(f);
-  setenv("H_PD_TOKEN", H_PD_TOKEN, 1);
-
+static int h_spawn(struct h_proc *u, const char *args) {
   u->pid = fork();
   if (u->pid == 0) {
     int fd = open(u->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -111,11 +99,40 @@ int h_unicrm_start_args(struct h_proc *u, int mp, const char *extra, const char 
     const char *wrapper = getenv("UNICRM_WRAPPER");
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "exec %s %s/unicrm --config %s --log-level debug %s",
-             wrapper != NULL ? wrapper : "", H_BIN_DIR, cfg_path, args);
+             wrapper != NULL ? wrapper : "", H_BIN_DIR, u->cfg_path, args);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
   }
   return h_read_port(u->log_path, &u->port);
+}
+
+static int h_paths(struct h_proc *u) {
+  static int seq;
+  seq++;
+  snprintf(u->cfg_path, sizeof(u->cfg_path), "/tmp/unicrm-test-%d-%d.json", (int)getpid(), seq);
+  snprintf(u->log_path, sizeof(u->log_path), "/tmp/unicrm-test-%d-%d.log", (int)getpid(), seq);
+  setenv("H_PD_TOKEN", H_PD_TOKEN, 1);
+  return 0;
+}
+
+int h_unicrm_start_args(struct h_proc *u, int mp, const char *extra, const char *args) {
+  h_paths(u);
+  FILE *f = fopen(u->cfg_path, "w");
+  if (f == NULL)
+    return -1;
+  fprintf(f, h_config_fmt, extra != NULL ? extra : "", mp, mp, mp, mp, mp, mp, mp, mp);
+  fclose(f);
+  return h_spawn(u, args);
+}
+
+int h_unicrm_start_config(struct h_proc *u, const char *config_json) {
+  h_paths(u);
+  FILE *f = fopen(u->cfg_path, "w");
+  if (f == NULL)
+    return -1;
+  fputs(config_json, f);
+  fclose(f);
+  return h_spawn(u, "");
 }
 
 int h_stop(struct h_proc *p) {

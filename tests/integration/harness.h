@@ -54,6 +54,9 @@ int h_unicrm_start(struct h_proc *u, int mock_port, const char *extra);
 /* The same with extra command-line arguments (e.g. "--workers 2 --listen 127.0.0.1:N"). */
 int h_unicrm_start_args(struct h_proc *u, int mock_port, const char *extra, const char *args);
 
+/* Starts unicrm with a config of the test's own (which must listen on 127.0.0.1:0). */
+int h_unicrm_start_config(struct h_proc *u, const char *config_json);
+
 /* SIGTERM and wait; returns the exit status (0 on a clean exit), -1 on a crash or timeout. */
 int h_stop(struct h_proc *p);
 

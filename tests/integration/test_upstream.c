@@ -271,6 +271,17 @@ static void test_salesforce_expired_without_refresh_is_401(void **state) {
   h_resp_free(&r);
 }
 
+/* A redirect is never followed: the write did not happen where we sent it. */
+static void test_redirect_not_followed(void **state) {
+  fault("{\"path_prefix\":\"/v1/leads/\",\"status\":302,"
+        "\"headers\":{\"Location\":\"http://127.0.0.1:1/elsewhere\"},\"body\":\"\"}");
+  struct h_resp r;
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, PD_LEAD_BODY, &r);
+  yajl_tree_free(fx_expect_error(&r, 502));
+  h_resp_free(&r);
+  assert_int_equal(h_mock_ncalls(g_fx.mock.port), 1);
+}
+
 static void test_request_id_travels(void **state) {
   struct h_resp r;
   char target[256];
@@ -317,6 +328,7 @@ int main(void) {
       cmocka_unit_test_setup(test_salesforce_refresh_single_flight, fx_reset),
       cmocka_unit_test_setup(test_salesforce_refresh_failure_is_401, fx_reset),
       cmocka_unit_test_setup(test_salesforce_expired_without_refresh_is_401, fx_reset),
+      cmocka_unit_test_setup(test_redirect_not_followed, fx_reset),
       cmocka_unit_test_setup(test_request_id_travels, fx_reset),
       cmocka_unit_test(test_no_secret_in_logs),
   };
