@@ -148,6 +148,16 @@ static void worker_on_reload(uv_signal_t *h, int signum) {
   }
 
   /* Limits and accounts change at once; listen address and upstream pool need a restart. */
+  const struct ucrm_config *old = w->app.cfg;
+  const char *old_ca = old->upstream.ca_file ? old->upstream.ca_file : "";
+  const char *new_ca = cfg->upstream.ca_file ? cfg->upstream.ca_file : "";
+  if (strcmp(old->listen_host, cfg->listen_host) != 0 || old->listen_port != cfg->listen_port ||
+      old->upstream.connect_timeout_ms != cfg->upstream.connect_timeout_ms ||
+      old->upstream.max_host_connections != cfg->upstream.max_host_connections ||
+      strcmp(old_ca, new_ca) != 0)
+    ulog(ULOG_WARN, "main", "msg=\"listen, upstream.connect_timeout_ms, "
+                            "upstream.max_host_connections and upstream.ca_file change only "
+                            "on restart\"");
   srv_set_limits(w->app.srv, &cfg->limits);
   ucrm_app_set_config(&w->app, cfg);
   ulog(ULOG_INFO, "main", "msg=\"config reloaded\" accounts=%zu", cfg->naccounts);
