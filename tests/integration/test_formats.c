@@ -228,6 +228,44 @@ static void test_exclude_through_arrays(void **state) {
   h_resp_free(&r);
 }
 
+/* Invalid UTF-8 from a provider becomes U+FFFD: the answer stays valid JSON in every format. */
+static void test_invalid_utf8_from_provider(void **state) {
+  /* {"name":"a\xff\xc3b"} */
+  const char *hex = "7b226e616d65223a2261ffc362227d";
+  char f[256];
+  snprintf(f, sizeof(f), "{\"path_prefix\":\"/v1/leads/\",\"status\":200,\"body_hex\":\"%s\","
+           "\"times\":3}", hex);
+  fault(f);
+
+  struct h_resp r;
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, PD_LEAD_BODY, &r);
+  assert_int_equal(r.status, 201);
+  yajl_val body = h_json(r.body); /* yajl validates UTF-8 */
+  assert_non_null(body);
+  assert_string_equal(h_str(body, "remote_data/name"), "a\xef\xbf\xbd\xef\xbf\xbd" "b");
+  yajl_tree_free(body);
+  h_resp_free(&r);
+
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE, "&truto_response_format=stream", PD_LEAD_BODY, &r);
+  yajl_val l[4];
+  size_t n = lines(r.body, l, 4);
+  assert_int_equal(n, 2);
+  assert_string_equal(h_str(l[0], "remote_data/name"), "a\xef\xbf\xbd\xef\xbf\xbd" "b");
+  free_lines(l, n);
+  h_resp_free(&r);
+
+  /* An error body too: the provider's 404 is relayed as raw_response, not turned into a 500. */
+  snprintf(f, sizeof(f), "{\"path_prefix\":\"/v1/leads/\",\"status\":404,\"body_hex\":\"%s\"}",
+           hex);
+  assert_int_equal(h_mock_reset(g_fx.mock.port), 0);
+  fault(f);
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, PD_LEAD_BODY, &r);
+  yajl_val v = fx_expect_error(&r, 404);
+  assert_non_null(h_str(v, "raw_response/name"));
+  yajl_tree_free(v);
+  h_resp_free(&r);
+}
+
 static void test_odd_numbers_pass_through(void **state) {
   fault("{\"path_prefix\":\"/v1/leads/\",\"status\":200,\"body\":"
         "\"{\\\"big\\\":12345678901234567890123,\\\"huge\\\":1e400,\\\"neg\\\":-0.0}\"}");
@@ -359,6 +397,7 @@ int main(void) {
       cmocka_unit_test_setup(test_stream_first_call_failing_is_plain_error, fx_reset),
       cmocka_unit_test_setup(test_exclude_fields_and_ignore_remote_data, fx_reset),
       cmocka_unit_test_setup(test_exclude_through_arrays, fx_reset),
+      cmocka_unit_test_setup(test_invalid_utf8_from_provider, fx_reset),
       cmocka_unit_test_setup(test_odd_numbers_pass_through, fx_reset),
       cmocka_unit_test_setup(test_stream_bad_provider_json_sealed, fx_reset),
       cmocka_unit_test_setup(test_ratelimit_headers, fx_reset),

@@ -137,6 +137,27 @@ static const char *mock_take_headers(yajl_val v, struct mock_fault *f) {
   return NULL;
 }
 
+/* "body_hex": the body as hex digits, for bytes a JSON string cannot carry (invalid UTF-8). */
+static const char *mock_take_hex(yajl_val v, char **out) {
+  if (!YAJL_IS_STRING(v) || strlen(v->u.string) % 2 != 0)
+    return "must be a string of hex digit pairs";
+  const char *h = v->u.string;
+  size_t n = strlen(h) / 2;
+  char *b = mock_xrealloc(NULL, n + 1);
+  for (size_t i = 0; i < n; i++) {
+    unsigned byte;
+    if (sscanf(h + 2 * i, "%2x", &byte) != 1 || byte == 0) {
+      free(b);
+      return "must be hex digit pairs, none of them 00";
+    }
+    b[i] = (char)byte;
+  }
+  b[n] = '\0';
+  free(*out);
+  *out = b;
+  return NULL;
+}
+
 static const char *mock_fault_number(const char *key, yajl_val v, struct mock_fault *f) {
   long long n = 0;
   const char *err;
@@ -165,6 +186,8 @@ static const char *mock_fault_member(const char *key, yajl_val v, struct mock_fa
     return mock_take_str(v, &f->path_prefix);
   if (strcmp(key, "body") == 0)
     return mock_take_str(v, &f->body);
+  if (strcmp(key, "body_hex") == 0)
+    return mock_take_hex(v, &f->body);
   if (strcmp(key, "headers") == 0)
     return mock_take_headers(v, f);
   if (strcmp(key, "close") == 0) {
