@@ -93,15 +93,7 @@ static int dm_start(struct h_proc *p, int waive_lead_id) {
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
   }
-  close(fds[1]);
-
-  char line[64] = {0};
-  size_t n = 0;
-  while (n < sizeof(line) - 1 && read(fds[0], line + n, 1) == 1 && line[n] != '\n')
-    n++;
-  close(fds[0]);
-  p->log_path[0] = '\0';
-  return sscanf(line, "port=%d", &p->port) == 1 ? 0 : -1;
+  return h_proc_read_port(p, fds);
 }
 
 static int group_setup(void **state) {

@@ -37,6 +37,10 @@ int h_mock_start(struct h_proc *m) {
     execl(H_BIN_DIR "/mock_crm", "mock_crm", "--listen", "127.0.0.1:0", (char *)NULL);
     _exit(127);
   }
+  return h_proc_read_port(m, fds);
+}
+
+int h_proc_read_port(struct h_proc *p, int fds[2]) {
   close(fds[1]);
 
   char line[64] = {0};
@@ -44,8 +48,8 @@ int h_mock_start(struct h_proc *m) {
   while (n < sizeof(line) - 1 && read(fds[0], line + n, 1) == 1 && line[n] != '\n')
     n++;
   close(fds[0]);
-  m->log_path[0] = '\0';
-  return sscanf(line, "port=%d", &m->port) == 1 ? 0 : -1;
+  p->log_path[0] = '\0';
+  return sscanf(line, "port=%d", &p->port) == 1 ? 0 : -1;
 }
 
 static const char h_config_fmt[] =
@@ -333,6 +337,20 @@ int h_file_wait(const char *path, const char *needle, int timeout_ms) {
 }
 
 int h_raw(int port, const char *data, size_t len, int timeout_ms, char *out, size_t outlen) {
+  int fd = h_connect(port);
+  if (fd < 0)
+    return -1;
+  if (len > 0 && write(fd, data, len) != (ssize_t)len) {
+    close(fd);
+    return -1;
+  }
+
+  size_t got = h_read_to_close(fd, timeout_ms, out, outlen);
+  close(fd);
+  return (int)got;
+}
+
+int h_connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -340,11 +358,10 @@ int h_raw(int port, const char *data, size_t len, int timeout_ms, char *out, siz
     close(fd);
     return -1;
   }
-  if (len > 0 && write(fd, data, len) != (ssize_t)len) {
-    close(fd);
-    return -1;
-  }
+  return fd;
+}
 
+size_t h_read_to_close(int fd, int timeout_ms, char *out, size_t outlen) {
   size_t got = 0;
   struct pollfd p = {.fd = fd, .events = POLLIN};
   while (got < outlen - 1 && poll(&p, 1, timeout_ms) > 0) {
@@ -354,6 +371,16 @@ int h_raw(int port, const char *data, size_t len, int timeout_ms, char *out, siz
     got += (size_t)n;
   }
   out[got] = '\0';
+  return got;
+}
+
+int h_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  socklen_t len = sizeof(sa);
+  bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+  getsockname(fd, (struct sockaddr *)&sa, &len);
   close(fd);
-  return (int)got;
+  return ntohs(sa.sin_port);
 }

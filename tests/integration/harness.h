@@ -46,6 +46,13 @@ struct h_resp {
 int h_mock_start(struct h_proc *m);
 
 /*
+ * The parent's half of starting a mock that prints "port=N" as its first line on stdout, with
+ * that stdout on the pipe fds: closes fds[1], reads the line from fds[0], closes it, and sets
+ * p->port. 0 on success, -1 if no such line came.
+ */
+int h_proc_read_port(struct h_proc *p, int fds[2]);
+
+/*
  * Starts unicrm against the mock on mock_port. extra is inserted at the top level of the
  * config (e.g. "\"upstream\":{\"max_retries\":0},"), or NULL.
  */
@@ -90,5 +97,20 @@ int h_file_wait(const char *path, const char *needle, int timeout_ms);
 
 /* A raw TCP exchange: sends data, reads until the peer closes or timeout_ms passes. */
 int h_raw(int port, const char *data, size_t len, int timeout_ms, char *out, size_t outlen);
+
+/* A TCP connection to 127.0.0.1:port, for the caller to close; -1 if it was refused. */
+int h_connect(int port);
+
+/*
+ * Reads fd into out until the peer closes, out is full, or nothing arrives for timeout_ms
+ * (-1: no limit). out is NUL-terminated; returns the bytes read. fd stays open.
+ */
+size_t h_read_to_close(int fd, int timeout_ms, char *out, size_t outlen);
+
+/*
+ * A port on 127.0.0.1 that was free when asked: bound to port 0, read back, released. Another
+ * process may take it before the test binds it.
+ */
+int h_free_port(void);
 
 #endif

@@ -58,24 +58,31 @@ static void *bg_run(void *p) {
   return NULL;
 }
 
-static int connect_port(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-    close(fd);
-    return -1;
-  }
+/* Starts the mock and unicrm; the mock holds every call under /v1/leads/ for delay_ms. */
+static void start_with_slow_leads(int delay_ms) {
+  char fault[128];
+  snprintf(fault, sizeof(fault), "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":%d}", delay_ms);
+  assert_int_equal(fx_start(NULL), 0);
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults", fault), 0);
+}
+
+/* A connection to unicrm on which the POST of BODY and then tail (a pipelined request, or "")
+ * have been written. */
+static int post_raw(const char *tail) {
+  char req[512];
+  snprintf(req, sizeof(req),
+           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
+           "Host: x\r\nContent-Length: %zu\r\n\r\n%s%s",
+           strlen(BODY), BODY, tail);
+  int fd = h_connect(g_fx.unicrm.port);
+  assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
   return fd;
 }
 
 static void test_sigterm_drains_in_flight(void **state) {
-  assert_int_equal(fx_start(NULL), 0);
-  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":1000}"),
-                   0);
+  start_with_slow_leads(1000);
   /* An idle keep-alive connection opened before the signal. */
-  int idle = connect_port(g_fx.unicrm.port);
+  int idle = h_connect(g_fx.unicrm.port);
   assert_true(idle >= 0);
 
   struct bg b = {.acct = H_PIPEDRIVE};
@@ -111,26 +118,13 @@ static void test_sigterm_drains_in_flight(void **state) {
 
 /* A request pipelined behind an in-flight one is not started once draining begins. */
 static void test_pipelined_request_not_started_while_draining(void **state) {
-  assert_int_equal(fx_start(NULL), 0);
-  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":800}"),
-                   0);
-  char req[512];
-  snprintf(req, sizeof(req),
-           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
-           "Host: x\r\nContent-Length: %zu\r\n\r\n%sGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-           strlen(BODY), BODY);
-  int fd = connect_port(g_fx.unicrm.port);
-  assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+  start_with_slow_leads(800);
+  int fd = post_raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   wait_calls(1);
   kill(g_fx.unicrm.pid, SIGTERM);
 
   char out[8192];
-  size_t got = 0;
-  ssize_t n;
-  while (got < sizeof(out) - 1 && (n = read(fd, out + got, sizeof(out) - 1 - got)) > 0)
-    got += (size_t)n;
-  out[got] = '\0';
+  h_read_to_close(fd, -1, out, sizeof(out));
   close(fd);
   /* The in-flight write finished; the pipelined request behind it was not started. */
   assert_non_null(strstr(out, "HTTP/1.1 201 "));
@@ -146,7 +140,7 @@ static void test_request_completed_while_draining_gets_503(void **state) {
            "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
            "Host: x\r\nContent-Length: %zu\r\n\r\n",
            strlen(BODY));
-  int fd = connect_port(g_fx.unicrm.port);
+  int fd = h_connect(g_fx.unicrm.port);
   assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
   sleep_ms(150 * slow_factor());
   kill(g_fx.unicrm.pid, SIGTERM);
@@ -154,11 +148,7 @@ static void test_request_completed_while_draining_gets_503(void **state) {
   assert_int_equal(write(fd, BODY, strlen(BODY)), (ssize_t)strlen(BODY));
 
   char out[4096];
-  size_t got = 0;
-  ssize_t n;
-  while (got < sizeof(out) - 1 && (n = read(fd, out + got, sizeof(out) - 1 - got)) > 0)
-    got += (size_t)n;
-  out[got] = '\0';
+  h_read_to_close(fd, -1, out, sizeof(out));
   close(fd);
   assert_memory_equal(out, "HTTP/1.1 503 ", 13);
   assert_non_null(strstr(out, "Connection: close"));
@@ -166,17 +156,8 @@ static void test_request_completed_while_draining_gets_503(void **state) {
 }
 
 static void test_client_disconnect_cancels_call(void **state) {
-  assert_int_equal(fx_start(NULL), 0);
-  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
-                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":1500}"),
-                   0);
-  char req[512];
-  snprintf(req, sizeof(req),
-           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
-           "Host: x\r\nContent-Length: %zu\r\n\r\n%s",
-           strlen(BODY), BODY);
-  int fd = connect_port(g_fx.unicrm.port);
-  assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+  start_with_slow_leads(1500);
+  int fd = post_raw("");
   wait_calls(1);
   close(fd);
   assert_true(h_file_wait(g_fx.unicrm.log_path, "client went away", 2000 * slow_factor()));
@@ -237,7 +218,7 @@ static void test_max_connections(void **state) {
   int fds[3];
   for (int i = 0; i < 3; i++) {
     /* Each answers once, so all three are surely accepted and counted. */
-    fds[i] = connect_port(g_fx.unicrm.port);
+    fds[i] = h_connect(g_fx.unicrm.port);
     const char *ping = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_int_equal(write(fds[i], ping, strlen(ping)), (ssize_t)strlen(ping));
     char buf[512];
@@ -292,7 +273,7 @@ static void test_emfile_does_not_spin(void **state) {
   enum { N = 80 };
   int fds[N];
   for (int i = 0; i < N; i++)
-    fds[i] = connect_port(g_fx.unicrm.port);
+    fds[i] = h_connect(g_fx.unicrm.port);
   sleep_ms(200);
 
   /* The limit was really reached: unicrm holds (nearly) every descriptor it may have. */
@@ -324,17 +305,6 @@ static void test_emfile_does_not_spin(void **state) {
   h_resp_free(&r);
 }
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  socklen_t len = sizeof(sa);
-  bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-  getsockname(fd, (struct sockaddr *)&sa, &len);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
-
 static int healthz_status(int port) {
   struct h_resp r;
   h_request(port, "GET", "/healthz", NULL, "Connection: close", &r);
@@ -348,7 +318,7 @@ static void test_workers_restart_and_stop(void **state) {
   if (getenv("UNICRM_WRAPPER") != NULL)
     skip(); /* the wrapper would watch the parent only */
   assert_int_equal(h_mock_start(&g_fx.mock), 0);
-  int port = free_port();
+  int port = h_free_port();
   char args[64];
   snprintf(args, sizeof(args), "--workers 2 --listen 127.0.0.1:%d", port);
   assert_int_equal(h_unicrm_start_args(&g_fx.unicrm, g_fx.mock.port, NULL, args), 0);

@@ -3,11 +3,9 @@
  * naming the problem; upstream.ca_file vouches for it. The provider here is openssl's own
  * s_server with a throw-away self-signed certificate.
  */
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,23 +13,13 @@
 #include "common.h"
 
 #define LEAD "adf21080-0e10-11eb-879b-05d71fb426ec"
-#define BODY "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":" \
-             "{\"contacts\":[{\"id\":\"9\"}]}}"
+#define BODY                                                                                       \
+  "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"                             \
+  "{\"contacts\":[{\"id\":\"9\"}]}}"
 
 static char dir[64];
 static int tls_port;
 static pid_t server;
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  socklen_t len = sizeof(sa);
-  bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-  getsockname(fd, (struct sockaddr *)&sa, &len);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
 
 static int group_setup(void **state) {
   snprintf(dir, sizeof(dir), "/tmp/unicrm-tls-%d", (int)getpid());
@@ -39,11 +27,12 @@ static int group_setup(void **state) {
   snprintf(cmd, sizeof(cmd),
            "mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem "
            "-out %s/cert.pem -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
-           ">/dev/null 2>&1", dir, dir, dir);
+           ">/dev/null 2>&1",
+           dir, dir, dir);
   if (system(cmd) != 0)
     return -1;
 
-  tls_port = free_port();
+  tls_port = h_free_port();
   server = fork();
   if (server == 0) {
     char accept[16], cert[128], key[128];
@@ -52,8 +41,8 @@ static int group_setup(void **state) {
     snprintf(key, sizeof(key), "%s/key.pem", dir);
     freopen("/dev/null", "w", stdout);
     freopen("/dev/null", "w", stderr);
-    execlp("openssl", "openssl", "s_server", "-accept", accept, "-cert", cert, "-key", key,
-           "-www", "-quiet", (char *)NULL);
+    execlp("openssl", "openssl", "s_server", "-accept", accept, "-cert", cert, "-key", key, "-www",
+           "-quiet", (char *)NULL);
     _exit(127);
   }
   struct timespec ts = {0, 500 * 1000000L};

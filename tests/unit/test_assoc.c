@@ -35,6 +35,28 @@ static void check_rejected(const char *body, size_t len, const char *needle, con
 #define assert_body_rejected(body, needle)                                                         \
   check_rejected((body), strlen(body), (needle), __FILE__, __LINE__)
 
+static void check_each_rejected(const char *fmt, const char *const *values, size_t n,
+                                const char *needle, const char *file, int line) {
+  for (size_t i = 0; i < n; i++) {
+    char body[256];
+    snprintf(body, sizeof(body), fmt, values[i]);
+    check_rejected(body, strlen(body), needle, file, line);
+  }
+}
+
+/* Every value of the array values, put in place of fmt's %s, makes a body rejected so. */
+#define assert_each_rejected(fmt, values, needle)                                                  \
+  check_each_rejected((fmt), (values), UCRM_ARRAY_LEN(values), (needle), __FILE__, __LINE__)
+
+/* A body linking n opportunities, ids 1 to n, to one account. */
+static void many_ids_body(struct ubuf *b, int n) {
+  ubuf_puts(b, "{\"entity_id\":\"a\",\"entity\":\"accounts\","
+               "\"associations\":{\"opportunities\":[");
+  for (int i = 0; i < n; i++)
+    ubuf_printf(b, "%s{\"id\":%d}", i ? "," : "", i + 1);
+  ubuf_puts(b, "]}}");
+}
+
 /* ---- accepted bodies ---- */
 
 /* Found by fuzz_body: a NUL inside a name let "leads\u0000x" pass for "leads". */
@@ -181,12 +203,7 @@ static void test_id_of_256_bytes_accepted(void **state) {
 static void test_thousand_ids_accepted(void **state) {
   struct ubuf b;
   ubuf_init(&b, 1 << 20);
-  ubuf_puts(&b, "{\"entity_id\":\"a\",\"entity\":\"accounts\","
-                "\"associations\":{\"opportunities\":[");
-  for (int i = 0; i < UCRM_IDS_MAX; i++)
-    ubuf_printf(&b, "%s{\"id\":%d}", i ? "," : "", i + 1);
-  ubuf_puts(&b, "]}}");
-
+  many_ids_body(&b, UCRM_IDS_MAX);
   struct ucrm_assoc a;
   parse_ok(ubuf_cstr(&b), &a);
   assert_int_equal(a.kinds[UCRM_KIND_OPPORTUNITIES].n, UCRM_IDS_MAX);
@@ -270,26 +287,16 @@ static void test_entity_id_empty_rejected(void **state) {
 
 static void test_entity_id_wrong_type_rejected(void **state) {
   static const char *const bad[] = {"true", "null", "{}", "[\"1\"]"};
-  for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
-             "{\"contacts\":[{\"id\":\"1\"}]}}",
-             bad[i]);
-    assert_body_rejected(body, "entity_id must be a string or an integer");
-  }
+  assert_each_rejected("{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
+                       "{\"contacts\":[{\"id\":\"1\"}]}}",
+                       bad, "entity_id must be a string or an integer");
 }
 
 static void test_entity_id_non_integer_number_rejected(void **state) {
   static const char *const bad[] = {"1.5", "1e3", "-0.5", "1E2"};
-  for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
-             "{\"contacts\":[{\"id\":\"1\"}]}}",
-             bad[i]);
-    assert_body_rejected(body, "entity_id must be a string or an integer");
-  }
+  assert_each_rejected("{\"entity_id\":%s,\"entity\":\"leads\",\"associations\":"
+                       "{\"contacts\":[{\"id\":\"1\"}]}}",
+                       bad, "entity_id must be a string or an integer");
 }
 
 static void test_entity_id_over_256_bytes_rejected(void **state) {
@@ -380,24 +387,15 @@ static void test_unknown_kind_rejected(void **state) {
 
 static void test_remote_data_must_be_object(void **state) {
   static const char *const bad[] = {"[]", "\"x\"", "1", "true"};
-  for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"entity_id\":\"e\",\"entity\":\"leads\",\"associations\":"
-             "{\"contacts\":[{\"id\":\"1\"}]},\"remote_data\":%s}",
-             bad[i]);
-    assert_body_rejected(body, "remote_data must be an object");
-  }
+  assert_each_rejected("{\"entity_id\":\"e\",\"entity\":\"leads\",\"associations\":"
+                       "{\"contacts\":[{\"id\":\"1\"}]},\"remote_data\":%s}",
+                       bad, "remote_data must be an object");
 }
 
 static void test_more_than_thousand_ids_rejected(void **state) {
   struct ubuf b;
   ubuf_init(&b, 1 << 20);
-  ubuf_puts(&b, "{\"entity_id\":\"a\",\"entity\":\"accounts\","
-                "\"associations\":{\"opportunities\":[");
-  for (int i = 0; i <= UCRM_IDS_MAX; i++)
-    ubuf_printf(&b, "%s{\"id\":%d}", i ? "," : "", i + 1);
-  ubuf_puts(&b, "]}}");
+  many_ids_body(&b, UCRM_IDS_MAX + 1);
   assert_body_rejected(ubuf_cstr(&b), "more than 1000 ids");
   ubuf_free(&b);
 }

@@ -5,9 +5,6 @@
  */
 #include "unit_helpers.h"
 
-#include <stdio.h>
-#include <string.h>
-
 #include "provider.h"
 
 #define P (&ucrm_provider_attio)
@@ -22,33 +19,14 @@
 
 static struct unit_plan u;
 
-static int teardown(void **state) {
-  unit_plan_free(&u);
-  return 0;
-}
-
-static void plan_ok(const char *body) {
-  if (unit_plan(&u, P, body) != 0)
-    fail_msg("plan failed: %s", u.err.msg);
-}
-
-static void check_refused(const char *body, const char *needle, const char *file, int line) {
-  _assert_int_equal(unit_plan(&u, P, body), UCRM_EINVAL, file, line);
-  _assert_int_equal(u.err.status, 400, file, line);
-  unit_check_has(u.err.msg, needle, file, line);
-}
-
-#define assert_refused(body, needle) check_refused((body), (needle), __FILE__, __LINE__)
-
 /* ---- the four rows ---- */
 
 static void test_company_to_deals_appends_associated_deals(void **state) {
   plan_ok("{\"entity_id\":\"" COMPANY "\",\"entity\":\"accounts\",\"associations\":{"
           "\"opportunities\":[{\"id\":\"" DEAL "\"},{\"id\":\"" DEAL2 "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v2/objects/companies/records/" COMPANY,
-              VALUES("\"associated_deals\":[" REF("deals", DEAL) "," REF("deals", DEAL2) "]"));
-  assert_int_equal(u.plan.calls[0].nlinks, 2);
+  assert_single_call(
+      &u.plan, "PATCH", "/v2/objects/companies/records/" COMPANY,
+      VALUES("\"associated_deals\":[" REF("deals", DEAL) "," REF("deals", DEAL2) "]"), 2);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_OPPORTUNITIES, DEAL);
   assert_link(&u.plan.calls[0], 1, UCRM_KIND_OPPORTUNITIES, DEAL2);
 }
@@ -71,10 +49,9 @@ static void test_deal_two_organizations_refused(void **state) {
 static void test_person_to_deals_appends_associated_deals(void **state) {
   plan_ok("{\"entity_id\":\"" PERSON "\",\"entity\":\"contacts\",\"associations\":{"
           "\"opportunities\":[{\"id\":\"" DEAL "\"},{\"id\":\"" DEAL2 "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v2/objects/people/records/" PERSON,
-              VALUES("\"associated_deals\":[" REF("deals", DEAL) "," REF("deals", DEAL2) "]"));
-  assert_int_equal(u.plan.calls[0].nlinks, 2);
+  assert_single_call(
+      &u.plan, "PATCH", "/v2/objects/people/records/" PERSON,
+      VALUES("\"associated_deals\":[" REF("deals", DEAL) "," REF("deals", DEAL2) "]"), 2);
 }
 
 static void test_person_to_account_sets_company(void **state) {
@@ -96,10 +73,8 @@ static void test_person_to_organization_sets_company(void **state) {
 static void test_person_account_and_organization_same_id_one_ref(void **state) {
   plan_ok("{\"entity_id\":\"" PERSON "\",\"entity\":\"contacts\",\"associations\":{"
           "\"accounts\":[{\"id\":\"" COMPANY "\"}],\"organizations\":[{\"id\":\"" COMPANY "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v2/objects/people/records/" PERSON,
-              VALUES("\"company\":[" REF("companies", COMPANY) "]"));
-  assert_int_equal(u.plan.calls[0].nlinks, 2);
+  assert_single_call(&u.plan, "PATCH", "/v2/objects/people/records/" PERSON,
+                     VALUES("\"company\":[" REF("companies", COMPANY) "]"), 2);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, COMPANY);
   assert_link(&u.plan.calls[0], 1, UCRM_KIND_ORGANIZATIONS, COMPANY);
 }
@@ -120,12 +95,12 @@ static void test_person_two_companies_refused(void **state) {
 static void test_person_deals_and_company_in_one_patch(void **state) {
   plan_ok("{\"entity_id\":\"" PERSON "\",\"entity\":\"contacts\",\"associations\":{"
           "\"accounts\":[{\"id\":\"" COMPANY "\"}],\"opportunities\":[{\"id\":\"" DEAL "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v2/objects/people/records/" PERSON,
-              VALUES("\"company\":[" REF("companies",
-                                         COMPANY) "],"
-                                                  "\"associated_deals\":[" REF("deals", DEAL) "]"));
-  assert_int_equal(u.plan.calls[0].nlinks, 2);
+  /* clang-format off */
+  assert_single_call(&u.plan, "PATCH", "/v2/objects/people/records/" PERSON,
+                     VALUES("\"company\":[" REF("companies", COMPANY) "],"
+                            "\"associated_deals\":[" REF("deals", DEAL) "]"),
+                     2);
+  /* clang-format on */
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, COMPANY);
   assert_link(&u.plan.calls[0], 1, UCRM_KIND_OPPORTUNITIES, DEAL);
 }
@@ -133,10 +108,8 @@ static void test_person_deals_and_company_in_one_patch(void **state) {
 static void test_person_empty_organization_list_beside_account(void **state) {
   plan_ok("{\"entity_id\":\"" PERSON "\",\"entity\":\"contacts\",\"associations\":{"
           "\"organizations\":[],\"accounts\":[{\"id\":\"" COMPANY "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v2/objects/people/records/" PERSON,
-              VALUES("\"company\":[" REF("companies", COMPANY) "]"));
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PATCH", "/v2/objects/people/records/" PERSON,
+                     VALUES("\"company\":[" REF("companies", COMPANY) "]"), 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, COMPANY);
 }
 
@@ -190,11 +163,7 @@ static void test_auth_header_bearer(void **state) {
   struct ucrm_account acct;
   unit_account(&acct, P, P->default_base_url);
   acct.cred.access_token = (char *)"attio-tok";
-  struct ubuf b;
-  ubuf_init(&b, 1024);
-  assert_int_equal(P->auth_header(&acct, &b), 0);
-  assert_string_equal(ubuf_cstr(&b), "Authorization: Bearer attio-tok");
-  ubuf_free(&b);
+  assert_auth_header(&acct, "Authorization: Bearer attio-tok");
 }
 
 static void test_no_ratelimit_header_reader(void **state) {
@@ -204,13 +173,7 @@ static void test_no_ratelimit_header_reader(void **state) {
 static void verdict_on(long status, const char *body_json, struct ucrm_verdict *v) {
   plan_ok("{\"entity_id\":\"" COMPANY "\",\"entity\":\"accounts\",\"associations\":{"
           "\"opportunities\":[{\"id\":\"" DEAL "\"}]}}");
-  struct jv *body = NULL;
-  char err[128];
-  if (body_json != NULL && jv_parse(body_json, strlen(body_json), 64, &body, err, 128) != 0)
-    fail_msg("reply fixture did not parse: %s", err);
-  memset(v, 0, sizeof(*v));
-  P->verdict(&u.plan.calls[0], status, body, v);
-  jv_free(body);
+  unit_verdict(P, &u.plan.calls[0], status, body_json, NULL, v);
 }
 
 static void test_verdict_success(void **state) {
@@ -268,34 +231,32 @@ static void test_verdict_bad_request(void **state) {
   assert_string_equal(v.message, "attio answered 400: Required value was not provided.");
 }
 
-#define T(f) cmocka_unit_test_teardown(f, teardown)
-
 int main(void) {
   unit_filters_from_env();
   const struct CMUnitTest tests[] = {
-      T(test_company_to_deals_appends_associated_deals),
-      T(test_deal_to_organization_sets_associated_company),
-      T(test_deal_two_organizations_refused),
-      T(test_person_to_deals_appends_associated_deals),
-      T(test_person_to_account_sets_company),
-      T(test_person_to_organization_sets_company),
-      T(test_person_account_and_organization_same_id_one_ref),
-      T(test_person_account_and_organization_differ_refused),
-      T(test_person_two_companies_refused),
-      T(test_person_deals_and_company_in_one_patch),
-      T(test_person_empty_organization_list_beside_account),
-      T(test_leads_unsupported),
-      T(test_entity_id_must_be_uuid),
-      T(test_link_id_must_be_uuid),
-      T(test_remote_data_deep_merged_into_values),
-      T(test_remote_data_replaces_arrays),
-      T(test_auth_header_bearer),
-      T(test_no_ratelimit_header_reader),
-      T(test_verdict_success),
-      T(test_verdict_not_found),
-      T(test_verdict_concurrent_write_conflict_retryable),
-      T(test_verdict_rate_limited),
-      T(test_verdict_bad_request),
+      UNIT_PLAN_TEST(test_company_to_deals_appends_associated_deals),
+      UNIT_PLAN_TEST(test_deal_to_organization_sets_associated_company),
+      UNIT_PLAN_TEST(test_deal_two_organizations_refused),
+      UNIT_PLAN_TEST(test_person_to_deals_appends_associated_deals),
+      UNIT_PLAN_TEST(test_person_to_account_sets_company),
+      UNIT_PLAN_TEST(test_person_to_organization_sets_company),
+      UNIT_PLAN_TEST(test_person_account_and_organization_same_id_one_ref),
+      UNIT_PLAN_TEST(test_person_account_and_organization_differ_refused),
+      UNIT_PLAN_TEST(test_person_two_companies_refused),
+      UNIT_PLAN_TEST(test_person_deals_and_company_in_one_patch),
+      UNIT_PLAN_TEST(test_person_empty_organization_list_beside_account),
+      UNIT_PLAN_TEST(test_leads_unsupported),
+      UNIT_PLAN_TEST(test_entity_id_must_be_uuid),
+      UNIT_PLAN_TEST(test_link_id_must_be_uuid),
+      UNIT_PLAN_TEST(test_remote_data_deep_merged_into_values),
+      UNIT_PLAN_TEST(test_remote_data_replaces_arrays),
+      UNIT_PLAN_TEST(test_auth_header_bearer),
+      UNIT_PLAN_TEST(test_no_ratelimit_header_reader),
+      UNIT_PLAN_TEST(test_verdict_success),
+      UNIT_PLAN_TEST(test_verdict_not_found),
+      UNIT_PLAN_TEST(test_verdict_concurrent_write_conflict_retryable),
+      UNIT_PLAN_TEST(test_verdict_rate_limited),
+      UNIT_PLAN_TEST(test_verdict_bad_request),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

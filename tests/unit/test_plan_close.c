@@ -4,9 +4,6 @@
  */
 #include "unit_helpers.h"
 
-#include <stdio.h>
-#include <string.h>
-
 #include "provider.h"
 
 #define P (&ucrm_provider_close)
@@ -18,33 +15,13 @@
 
 static struct unit_plan u;
 
-static int teardown(void **state) {
-  unit_plan_free(&u);
-  return 0;
-}
-
-static void plan_ok(const char *body) {
-  if (unit_plan(&u, P, body) != 0)
-    fail_msg("plan failed: %s", u.err.msg);
-}
-
-static void check_refused(const char *body, const char *needle, const char *file, int line) {
-  _assert_int_equal(unit_plan(&u, P, body), UCRM_EINVAL, file, line);
-  _assert_int_equal(u.err.status, 400, file, line);
-  unit_check_has(u.err.msg, needle, file, line);
-}
-
-#define assert_refused(body, needle) check_refused((body), (needle), __FILE__, __LINE__)
-
 /* ---- opportunities → leads ---- */
 
 static void test_opportunity_to_lead(void **state) {
   plan_ok("{\"entity_id\":\"" OPP "\",\"entity\":\"opportunities\",\"associations\":{"
           "\"leads\":[{\"id\":\"" LEAD "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PUT", "/api/v1/opportunity/" OPP "/",
-              "{\"lead_id\":\"" LEAD "\"}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PUT", "/api/v1/opportunity/" OPP "/", "{\"lead_id\":\"" LEAD "\"}",
+                     1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_LEADS, LEAD);
 }
 
@@ -127,9 +104,7 @@ static void test_contact_lead_needs_prefix(void **state) {
 static void test_contact_empty_lead_list_beside_account(void **state) {
   plan_ok("{\"entity_id\":\"" CONT "\",\"entity\":\"contacts\",\"associations\":{"
           "\"leads\":[],\"accounts\":[{\"id\":\"" LEAD "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PUT", "/api/v1/contact/" CONT "/", "{\"lead_id\":\"" LEAD "\"}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PUT", "/api/v1/contact/" CONT "/", "{\"lead_id\":\"" LEAD "\"}", 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, LEAD);
 }
 
@@ -212,11 +187,7 @@ static void check_auth(const char *api_key, const char *access_token, const char
   unit_account(&acct, P, P->default_base_url);
   acct.cred.api_key = (char *)api_key;
   acct.cred.access_token = (char *)access_token;
-  struct ubuf b;
-  ubuf_init(&b, 1024);
-  _assert_int_equal(P->auth_header(&acct, &b), 0, file, line);
-  _assert_string_equal(ubuf_cstr(&b), want, file, line);
-  ubuf_free(&b);
+  unit_check_auth(&acct, want, file, line);
 }
 
 static void test_auth_header_basic_is_base64_of_key_colon(void **state) {
@@ -233,13 +204,7 @@ static void test_auth_header_bearer_for_oauth(void **state) {
 static void verdict_on(long status, const char *body_json, struct ucrm_verdict *v) {
   plan_ok("{\"entity_id\":\"" CONT "\",\"entity\":\"contacts\",\"associations\":{"
           "\"leads\":[{\"id\":\"" LEAD "\"}]}}");
-  struct jv *body = NULL;
-  char err[128];
-  if (body_json != NULL && jv_parse(body_json, strlen(body_json), 64, &body, err, 128) != 0)
-    fail_msg("reply fixture did not parse: %s", err);
-  memset(v, 0, sizeof(*v));
-  P->verdict(&u.plan.calls[0], status, body, v);
-  jv_free(body);
+  unit_verdict(P, &u.plan.calls[0], status, body_json, NULL, v);
 }
 
 static void test_verdict_success(void **state) {
@@ -282,53 +247,47 @@ static void test_verdict_not_found_without_body(void **state) {
 static void test_ratelimit_header(void **state) {
   struct ucrm_ratelimit rl = {-1, -1, -1};
   P->ratelimit_header("ratelimit", "limit=20, remaining=19, reset=2", &rl);
-  assert_int_equal(rl.limit, 20);
-  assert_int_equal(rl.remaining, 19);
-  assert_int_equal(rl.reset, 2);
+  assert_ratelimit(&rl, 20, 19, 2);
 }
 
 static void test_ratelimit_other_headers_ignored(void **state) {
   struct ucrm_ratelimit rl = {-1, -1, -1};
   P->ratelimit_header("x-ratelimit-limit", "20", &rl);
   P->ratelimit_header("ratelimit", "xlimit=5, remaining=abc", &rl);
-  assert_int_equal(rl.limit, -1);
-  assert_int_equal(rl.remaining, -1);
-  assert_int_equal(rl.reset, -1);
+  assert_ratelimit(&rl, -1, -1, -1);
 }
-
-#define T(f) cmocka_unit_test_teardown(f, teardown)
 
 int main(void) {
   unit_filters_from_env();
   const struct CMUnitTest tests[] = {
-      T(test_opportunity_to_lead),
-      T(test_opportunity_two_leads_refused),
-      T(test_opportunity_to_organization_unsupported),
-      T(test_opportunity_ids_need_prefixes),
-      T(test_contact_to_lead),
-      T(test_contact_to_account_is_its_lead),
-      T(test_contact_lead_and_account_same_id_one_call),
-      T(test_contact_lead_and_account_differ_refused),
-      T(test_contact_two_leads_refused),
-      T(test_contact_lead_needs_prefix),
-      T(test_contact_empty_lead_list_beside_account),
-      T(test_contact_to_opportunities_one_put_each),
-      T(test_contact_opportunity_needs_prefix),
-      T(test_contact_to_organization_unsupported),
-      T(test_contact_id_needs_prefix),
-      T(test_contact_kinds_planned_in_request_order),
-      T(test_path_ids_percent_encoded),
-      T(test_path_id_with_control_byte_refused),
-      T(test_remote_data_merged_into_every_write),
-      T(test_auth_header_basic_is_base64_of_key_colon),
-      T(test_auth_header_bearer_for_oauth),
-      T(test_verdict_success),
-      T(test_verdict_error_string),
-      T(test_verdict_error_object_message),
-      T(test_verdict_field_errors),
-      T(test_verdict_not_found_without_body),
-      T(test_ratelimit_header),
-      T(test_ratelimit_other_headers_ignored),
+      UNIT_PLAN_TEST(test_opportunity_to_lead),
+      UNIT_PLAN_TEST(test_opportunity_two_leads_refused),
+      UNIT_PLAN_TEST(test_opportunity_to_organization_unsupported),
+      UNIT_PLAN_TEST(test_opportunity_ids_need_prefixes),
+      UNIT_PLAN_TEST(test_contact_to_lead),
+      UNIT_PLAN_TEST(test_contact_to_account_is_its_lead),
+      UNIT_PLAN_TEST(test_contact_lead_and_account_same_id_one_call),
+      UNIT_PLAN_TEST(test_contact_lead_and_account_differ_refused),
+      UNIT_PLAN_TEST(test_contact_two_leads_refused),
+      UNIT_PLAN_TEST(test_contact_lead_needs_prefix),
+      UNIT_PLAN_TEST(test_contact_empty_lead_list_beside_account),
+      UNIT_PLAN_TEST(test_contact_to_opportunities_one_put_each),
+      UNIT_PLAN_TEST(test_contact_opportunity_needs_prefix),
+      UNIT_PLAN_TEST(test_contact_to_organization_unsupported),
+      UNIT_PLAN_TEST(test_contact_id_needs_prefix),
+      UNIT_PLAN_TEST(test_contact_kinds_planned_in_request_order),
+      UNIT_PLAN_TEST(test_path_ids_percent_encoded),
+      UNIT_PLAN_TEST(test_path_id_with_control_byte_refused),
+      UNIT_PLAN_TEST(test_remote_data_merged_into_every_write),
+      UNIT_PLAN_TEST(test_auth_header_basic_is_base64_of_key_colon),
+      UNIT_PLAN_TEST(test_auth_header_bearer_for_oauth),
+      UNIT_PLAN_TEST(test_verdict_success),
+      UNIT_PLAN_TEST(test_verdict_error_string),
+      UNIT_PLAN_TEST(test_verdict_error_object_message),
+      UNIT_PLAN_TEST(test_verdict_field_errors),
+      UNIT_PLAN_TEST(test_verdict_not_found_without_body),
+      UNIT_PLAN_TEST(test_ratelimit_header),
+      UNIT_PLAN_TEST(test_ratelimit_other_headers_ignored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

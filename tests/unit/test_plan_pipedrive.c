@@ -4,9 +4,6 @@
  */
 #include "unit_helpers.h"
 
-#include <stdio.h>
-#include <string.h>
-
 #include "provider.h"
 
 #define P (&ucrm_provider_pipedrive)
@@ -15,34 +12,13 @@
 
 static struct unit_plan u;
 
-static int teardown(void **state) {
-  unit_plan_free(&u);
-  return 0;
-}
-
-static void plan_ok(const char *body) {
-  if (unit_plan(&u, P, body) != 0)
-    fail_msg("plan failed: %s", u.err.msg);
-}
-
-static void check_refused(const char *body, const char *needle, const char *file, int line) {
-  _assert_int_equal(unit_plan(&u, P, body), UCRM_EINVAL, file, line);
-  _assert_int_equal(u.err.status, 400, file, line);
-  unit_check_has(u.err.msg, needle, file, line);
-}
-
-/* The plan is a 400 whose message holds needle. */
-#define assert_refused(body, needle) check_refused((body), (needle), __FILE__, __LINE__)
-
 /* ---- leads → contacts / accounts: one PATCH /v1/leads/{id} ---- */
 
 static void test_lead_to_person_and_org_is_one_patch(void **state) {
   plan_ok("{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\",\"associations\":{"
           "\"contacts\":[{\"id\":\"123\"}],\"accounts\":[{\"id\":\"456\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v1/leads/" LEAD,
-              "{\"person_id\":123,\"organization_id\":456}");
-  assert_int_equal(u.plan.calls[0].nlinks, 2);
+  assert_single_call(&u.plan, "PATCH", "/v1/leads/" LEAD,
+                     "{\"person_id\":123,\"organization_id\":456}", 2);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_CONTACTS, "123");
   assert_link(&u.plan.calls[0], 1, UCRM_KIND_ACCOUNTS, "456");
 }
@@ -59,9 +35,7 @@ static void test_lead_fields_follow_request_order(void **state) {
 static void test_lead_to_person_only(void **state) {
   plan_ok("{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\",\"associations\":{"
           "\"contacts\":[{\"id\":123}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v1/leads/" LEAD, "{\"person_id\":123}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PATCH", "/v1/leads/" LEAD, "{\"person_id\":123}", 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_CONTACTS, "123");
 }
 
@@ -103,14 +77,9 @@ static void test_lead_person_id_must_be_integer(void **state) {
   static const char *const bad[] = {
       "\"abc\"", "\"12a\"", "\"0\"", "\"-1\"", "\"007\"", "\"1/2\"", "\"9223372036854775808\"",
       "-5"};
-  for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\","
-             "\"associations\":{\"contacts\":[{\"id\":%s}]}}",
-             bad[i]);
-    assert_refused(body, "associations.contacts[0].id must be a Pipedrive integer id");
-  }
+  assert_each_refused("{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\","
+                      "\"associations\":{\"contacts\":[{\"id\":%s}]}}",
+                      bad, "associations.contacts[0].id must be a Pipedrive integer id");
 }
 
 static void test_lead_org_id_must_be_integer(void **state) {
@@ -167,9 +136,7 @@ static void test_person_to_deal_needs_integer_deal(void **state) {
 static void test_person_to_account(void **state) {
   plan_ok("{\"entity_id\":\"42\",\"entity\":\"contacts\",\"associations\":{"
           "\"accounts\":[{\"id\":\"456\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/api/v2/persons/42", "{\"org_id\":456}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PATCH", "/api/v2/persons/42", "{\"org_id\":456}", 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, "456");
 }
 
@@ -183,9 +150,7 @@ static void test_person_to_organization(void **state) {
 static void test_person_account_and_organization_same_id_one_call(void **state) {
   plan_ok("{\"entity_id\":\"42\",\"entity\":\"contacts\",\"associations\":{"
           "\"organizations\":[{\"id\":456}],\"accounts\":[{\"id\":\"456\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/api/v2/persons/42", "{\"org_id\":456}");
-  assert_int_equal(u.plan.calls[0].nlinks, 2);
+  assert_single_call(&u.plan, "PATCH", "/api/v2/persons/42", "{\"org_id\":456}", 2);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ORGANIZATIONS, "456");
   assert_link(&u.plan.calls[0], 1, UCRM_KIND_ACCOUNTS, "456");
 }
@@ -213,14 +178,9 @@ static void test_person_org_id_must_be_integer(void **state) {
 
 static void test_person_id_must_be_integer(void **state) {
   static const char *const bad[] = {"abc", "4/2", "42?x=1", "42#f", "4%2", "..", "0"};
-  for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"entity_id\":\"%s\",\"entity\":\"contacts\","
-             "\"associations\":{\"accounts\":[{\"id\":1}]}}",
-             bad[i]);
-    assert_refused(body, "entity_id must be a Pipedrive integer id");
-  }
+  assert_each_refused("{\"entity_id\":\"%s\",\"entity\":\"contacts\","
+                      "\"associations\":{\"accounts\":[{\"id\":1}]}}",
+                      bad, "entity_id must be a Pipedrive integer id");
 }
 
 /* ---- several kinds, remote_data ---- */
@@ -260,9 +220,7 @@ static void test_remote_data_wins_over_planned_field(void **state) {
 static void test_lead_empty_person_list_beside_org(void **state) {
   plan_ok("{\"entity_id\":\"" LEAD "\",\"entity\":\"leads\",\"associations\":{"
           "\"contacts\":[],\"accounts\":[{\"id\":\"456\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/v1/leads/" LEAD, "{\"organization_id\":456}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PATCH", "/v1/leads/" LEAD, "{\"organization_id\":456}", 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ACCOUNTS, "456");
 }
 
@@ -276,9 +234,7 @@ static void test_person_empty_account_list_beside_leads(void **state) {
 static void test_person_empty_account_list_beside_organization(void **state) {
   plan_ok("{\"entity_id\":\"42\",\"entity\":\"contacts\",\"associations\":{"
           "\"accounts\":[],\"organizations\":[{\"id\":456}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", "/api/v2/persons/42", "{\"org_id\":456}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PATCH", "/api/v2/persons/42", "{\"org_id\":456}", 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ORGANIZATIONS, "456");
 }
 
@@ -290,11 +246,7 @@ static void check_auth(const char *api_token, const char *access_token, const ch
   unit_account(&acct, P, P->default_base_url);
   acct.cred.api_token = (char *)api_token;
   acct.cred.access_token = (char *)access_token;
-  struct ubuf b;
-  ubuf_init(&b, 1024);
-  _assert_int_equal(P->auth_header(&acct, &b), 0, file, line);
-  _assert_string_equal(ubuf_cstr(&b), want, file, line);
-  ubuf_free(&b);
+  unit_check_auth(&acct, want, file, line);
 }
 
 static void test_auth_header(void **state) {
@@ -306,13 +258,7 @@ static void test_auth_header(void **state) {
 static void verdict_on(long status, const char *body_json, struct ucrm_verdict *v) {
   plan_ok("{\"entity_id\":\"42\",\"entity\":\"contacts\",\"associations\":{"
           "\"opportunities\":[{\"id\":77}]}}");
-  struct jv *body = NULL;
-  char err[128];
-  if (body_json != NULL && jv_parse(body_json, strlen(body_json), 64, &body, err, 128) != 0)
-    fail_msg("reply fixture did not parse: %s", err);
-  memset(v, 0, sizeof(*v));
-  P->verdict(&u.plan.calls[0], status, body, v);
-  jv_free(body);
+  unit_verdict(P, &u.plan.calls[0], status, body_json, NULL, v);
 }
 
 static void test_verdict_success(void **state) {
@@ -366,9 +312,7 @@ static void test_ratelimit_headers(void **state) {
   P->ratelimit_header("x-ratelimit-remaining", "79", &rl);
   P->ratelimit_header("x-ratelimit-reset", "2", &rl);
   P->ratelimit_header("x-daily-requests-left", "9000", &rl);
-  assert_int_equal(rl.limit, 80);
-  assert_int_equal(rl.remaining, 79);
-  assert_int_equal(rl.reset, 2);
+  assert_ratelimit(&rl, 80, 79, 2);
 }
 
 static void test_ratelimit_garbage_ignored(void **state) {
@@ -376,51 +320,47 @@ static void test_ratelimit_garbage_ignored(void **state) {
   P->ratelimit_header("x-ratelimit-limit", "abc", &rl);
   P->ratelimit_header("x-ratelimit-remaining", "-3", &rl);
   P->ratelimit_header("ratelimit", "limit=5", &rl);
-  assert_int_equal(rl.limit, -1);
-  assert_int_equal(rl.remaining, -1);
-  assert_int_equal(rl.reset, -1);
+  assert_ratelimit(&rl, -1, -1, -1);
 }
-
-#define T(f) cmocka_unit_test_teardown(f, teardown)
 
 int main(void) {
   unit_filters_from_env();
   const struct CMUnitTest tests[] = {
-      T(test_lead_to_person_and_org_is_one_patch),
-      T(test_lead_fields_follow_request_order),
-      T(test_lead_to_person_only),
-      T(test_lead_to_org_via_acocunts_alias),
-      T(test_lead_two_persons_refused),
-      T(test_lead_two_orgs_refused),
-      T(test_lead_same_person_twice_is_one),
-      T(test_lead_id_must_be_uuid),
-      T(test_lead_person_id_must_be_integer),
-      T(test_lead_org_id_must_be_integer),
-      T(test_person_to_leads_one_patch_per_lead),
-      T(test_person_number_id_sent_as_number),
-      T(test_person_to_lead_needs_uuid_lead),
-      T(test_person_to_deals_one_patch_per_deal),
-      T(test_person_to_deal_needs_integer_deal),
-      T(test_person_to_account),
-      T(test_person_to_organization),
-      T(test_person_account_and_organization_same_id_one_call),
-      T(test_person_account_and_organization_differ_refused),
-      T(test_person_two_orgs_refused),
-      T(test_person_org_id_must_be_integer),
-      T(test_person_id_must_be_integer),
-      T(test_person_kinds_planned_in_request_order),
-      T(test_remote_data_merged_into_every_write),
-      T(test_remote_data_wins_over_planned_field),
-      T(test_lead_empty_person_list_beside_org),
-      T(test_person_empty_account_list_beside_leads),
-      T(test_person_empty_account_list_beside_organization),
-      T(test_auth_header),
-      T(test_verdict_success),
-      T(test_verdict_not_found),
-      T(test_verdict_unauthorized_and_validation),
-      T(test_verdict_throttled_and_server_error),
-      T(test_ratelimit_headers),
-      T(test_ratelimit_garbage_ignored),
+      UNIT_PLAN_TEST(test_lead_to_person_and_org_is_one_patch),
+      UNIT_PLAN_TEST(test_lead_fields_follow_request_order),
+      UNIT_PLAN_TEST(test_lead_to_person_only),
+      UNIT_PLAN_TEST(test_lead_to_org_via_acocunts_alias),
+      UNIT_PLAN_TEST(test_lead_two_persons_refused),
+      UNIT_PLAN_TEST(test_lead_two_orgs_refused),
+      UNIT_PLAN_TEST(test_lead_same_person_twice_is_one),
+      UNIT_PLAN_TEST(test_lead_id_must_be_uuid),
+      UNIT_PLAN_TEST(test_lead_person_id_must_be_integer),
+      UNIT_PLAN_TEST(test_lead_org_id_must_be_integer),
+      UNIT_PLAN_TEST(test_person_to_leads_one_patch_per_lead),
+      UNIT_PLAN_TEST(test_person_number_id_sent_as_number),
+      UNIT_PLAN_TEST(test_person_to_lead_needs_uuid_lead),
+      UNIT_PLAN_TEST(test_person_to_deals_one_patch_per_deal),
+      UNIT_PLAN_TEST(test_person_to_deal_needs_integer_deal),
+      UNIT_PLAN_TEST(test_person_to_account),
+      UNIT_PLAN_TEST(test_person_to_organization),
+      UNIT_PLAN_TEST(test_person_account_and_organization_same_id_one_call),
+      UNIT_PLAN_TEST(test_person_account_and_organization_differ_refused),
+      UNIT_PLAN_TEST(test_person_two_orgs_refused),
+      UNIT_PLAN_TEST(test_person_org_id_must_be_integer),
+      UNIT_PLAN_TEST(test_person_id_must_be_integer),
+      UNIT_PLAN_TEST(test_person_kinds_planned_in_request_order),
+      UNIT_PLAN_TEST(test_remote_data_merged_into_every_write),
+      UNIT_PLAN_TEST(test_remote_data_wins_over_planned_field),
+      UNIT_PLAN_TEST(test_lead_empty_person_list_beside_org),
+      UNIT_PLAN_TEST(test_person_empty_account_list_beside_leads),
+      UNIT_PLAN_TEST(test_person_empty_account_list_beside_organization),
+      UNIT_PLAN_TEST(test_auth_header),
+      UNIT_PLAN_TEST(test_verdict_success),
+      UNIT_PLAN_TEST(test_verdict_not_found),
+      UNIT_PLAN_TEST(test_verdict_unauthorized_and_validation),
+      UNIT_PLAN_TEST(test_verdict_throttled_and_server_error),
+      UNIT_PLAN_TEST(test_ratelimit_headers),
+      UNIT_PLAN_TEST(test_ratelimit_garbage_ignored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,6 @@
  */
 #include "unit_helpers.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
@@ -24,42 +23,21 @@
 
 static struct unit_plan u;
 
-static int teardown(void **state) {
-  unit_plan_free(&u);
-  return 0;
-}
-
-static void plan_ok(const char *body) {
-  if (unit_plan(&u, P, body) != 0)
-    fail_msg("plan failed: %s", u.err.msg);
-}
-
-static void check_refused(const char *body, const char *needle, const char *file, int line) {
-  _assert_int_equal(unit_plan(&u, P, body), UCRM_EINVAL, file, line);
-  _assert_int_equal(u.err.status, 400, file, line);
-  unit_check_has(u.err.msg, needle, file, line);
-}
-
-#define assert_refused(body, needle) check_refused((body), (needle), __FILE__, __LINE__)
-
 /* ---- accounts → opportunities ---- */
 
 static void test_account_one_opportunity_single_patch(void **state) {
   plan_ok("{\"entity_id\":\"" ACCT "\",\"entity\":\"accounts\",\"associations\":{"
           "\"opportunities\":[{\"id\":\"" OPP "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", SOBJ OPP, "{\"AccountId\":\"" ACCT "\"}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PATCH", SOBJ OPP, "{\"AccountId\":\"" ACCT "\"}", 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_OPPORTUNITIES, OPP);
 }
 
 static void test_account_two_opportunities_one_collection(void **state) {
   plan_ok("{\"entity_id\":\"" ACCT "\",\"entity\":\"accounts\",\"associations\":{"
           "\"opportunities\":[{\"id\":\"" OPP "\"},{\"id\":\"" OPP2 "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", COMPOSITE,
-              "{\"allOrNone\":true,\"records\":[" REC(OPP, ACCT) "," REC(OPP2, ACCT) "]}");
-  assert_int_equal(u.plan.calls[0].nlinks, 2);
+  assert_single_call(&u.plan, "PATCH", COMPOSITE,
+                     "{\"allOrNone\":true,\"records\":[" REC(OPP, ACCT) "," REC(OPP2, ACCT) "]}",
+                     2);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_OPPORTUNITIES, OPP);
   assert_link(&u.plan.calls[0], 1, UCRM_KIND_OPPORTUNITIES, OPP2);
 }
@@ -107,9 +85,7 @@ static void test_fifteen_char_ids_accepted(void **state) {
 static void test_opportunity_to_organization(void **state) {
   plan_ok("{\"entity_id\":\"" OPP "\",\"entity\":\"opportunities\",\"associations\":{"
           "\"organizations\":[{\"id\":\"" ACCT "\"}]}}");
-  assert_int_equal(u.plan.n, 1);
-  assert_call(&u.plan.calls[0], "PATCH", SOBJ OPP, "{\"AccountId\":\"" ACCT "\"}");
-  assert_int_equal(u.plan.calls[0].nlinks, 1);
+  assert_single_call(&u.plan, "PATCH", SOBJ OPP, "{\"AccountId\":\"" ACCT "\"}", 1);
   assert_link(&u.plan.calls[0], 0, UCRM_KIND_ORGANIZATIONS, ACCT);
 }
 
@@ -141,14 +117,9 @@ static void test_bad_ids_refused(void **state) {
                                     "0015g0000%2fbCdEAV",
                                     "..",
                                     "0015g00000AbCd\xc3\xa9"};
-  for (size_t i = 0; i < UCRM_ARRAY_LEN(bad); i++) {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"entity_id\":\"%s\",\"entity\":\"accounts\","
-             "\"associations\":{\"opportunities\":[{\"id\":\"" OPP "\"}]}}",
-             bad[i]);
-    assert_refused(body, "entity_id must be a Salesforce id (15 or 18 letters and digits)");
-  }
+  assert_each_refused("{\"entity_id\":\"%s\",\"entity\":\"accounts\","
+                      "\"associations\":{\"opportunities\":[{\"id\":\"" OPP "\"}]}}",
+                      bad, "entity_id must be a Salesforce id (15 or 18 letters and digits)");
 }
 
 static void test_bad_opportunity_id_refused(void **state) {
@@ -193,11 +164,7 @@ static void test_auth_header_bearer(void **state) {
   struct ucrm_account acct;
   unit_account(&acct, P, "https://acme.my.salesforce.com");
   acct.cred.access_token = (char *)"00Dxx!AQ4AQ";
-  struct ubuf b;
-  ubuf_init(&b, 1024);
-  assert_int_equal(P->auth_header(&acct, &b), 0);
-  assert_string_equal(ubuf_cstr(&b), "Authorization: Bearer 00Dxx!AQ4AQ");
-  ubuf_free(&b);
+  assert_auth_header(&acct, "Authorization: Bearer 00Dxx!AQ4AQ");
 }
 
 /* Plans nopps opportunities and gives the verdict on call 0's reply. */
@@ -209,14 +176,7 @@ static void verdict_on(int nopps, long status, const char *body_json, struct ucr
   else
     plan_ok("{\"entity_id\":\"" ACCT "\",\"entity\":\"accounts\",\"associations\":{"
             "\"opportunities\":[{\"id\":\"" OPP "\"},{\"id\":\"" OPP2 "\"}]}}");
-  struct jv *body = NULL;
-  char err[128];
-  if (body_json != NULL && jv_parse(body_json, strlen(body_json), 64, &body, err, 128) != 0)
-    fail_msg("reply fixture did not parse: %s", err);
-  memset(v, 0, sizeof(*v));
-  v->link_ok = link_ok;
-  P->verdict(&u.plan.calls[0], status, body, v);
-  jv_free(body);
+  unit_verdict(P, &u.plan.calls[0], status, body_json, link_ok, v);
 }
 
 static void test_verdict_single_patch_204(void **state) {
@@ -333,9 +293,7 @@ static void test_verdict_collection_malformed_reply_fails_all(void **state) {
 static void test_ratelimit_api_usage(void **state) {
   struct ucrm_ratelimit rl = {-1, -1, -1};
   P->ratelimit_header("sforce-limit-info", "api-usage=18/15000", &rl);
-  assert_int_equal(rl.limit, 15000);
-  assert_int_equal(rl.remaining, 14982);
-  assert_int_equal(rl.reset, -1);
+  assert_ratelimit(&rl, 15000, 14982, -1);
 
   P->ratelimit_header("sforce-limit-info", "api-usage=16000/15000; per-app-api-usage=1/2", &rl);
   assert_int_equal(rl.limit, 15000);
@@ -351,37 +309,35 @@ static void test_ratelimit_other_or_garbage_ignored(void **state) {
   assert_int_equal(rl.remaining, -1);
 }
 
-#define T(f) cmocka_unit_test_teardown(f, teardown)
-
 int main(void) {
   unit_filters_from_env();
   const struct CMUnitTest tests[] = {
-      T(test_account_one_opportunity_single_patch),
-      T(test_account_two_opportunities_one_collection),
-      T(test_collection_split_at_200_records),
-      T(test_api_version_from_credentials),
-      T(test_fifteen_char_ids_accepted),
-      T(test_opportunity_to_organization),
-      T(test_opportunity_two_organizations_refused),
-      T(test_opportunity_to_leads_unsupported),
-      T(test_bad_ids_refused),
-      T(test_bad_opportunity_id_refused),
-      T(test_remote_data_merged_into_single_patch),
-      T(test_remote_data_merged_into_every_record),
-      T(test_remote_data_merged_into_organization_patch),
-      T(test_auth_header_bearer),
-      T(test_verdict_single_patch_204),
-      T(test_verdict_request_limit_exceeded_is_429),
-      T(test_verdict_other_403_stays_403),
-      T(test_verdict_invalid_session_asks_refresh),
-      T(test_verdict_not_found),
-      T(test_verdict_server_error_retryable),
-      T(test_verdict_collection_all_success),
-      T(test_verdict_collection_failed_record_not_ok),
-      T(test_verdict_collection_partial_flags_per_link),
-      T(test_verdict_collection_malformed_reply_fails_all),
-      T(test_ratelimit_api_usage),
-      T(test_ratelimit_other_or_garbage_ignored),
+      UNIT_PLAN_TEST(test_account_one_opportunity_single_patch),
+      UNIT_PLAN_TEST(test_account_two_opportunities_one_collection),
+      UNIT_PLAN_TEST(test_collection_split_at_200_records),
+      UNIT_PLAN_TEST(test_api_version_from_credentials),
+      UNIT_PLAN_TEST(test_fifteen_char_ids_accepted),
+      UNIT_PLAN_TEST(test_opportunity_to_organization),
+      UNIT_PLAN_TEST(test_opportunity_two_organizations_refused),
+      UNIT_PLAN_TEST(test_opportunity_to_leads_unsupported),
+      UNIT_PLAN_TEST(test_bad_ids_refused),
+      UNIT_PLAN_TEST(test_bad_opportunity_id_refused),
+      UNIT_PLAN_TEST(test_remote_data_merged_into_single_patch),
+      UNIT_PLAN_TEST(test_remote_data_merged_into_every_record),
+      UNIT_PLAN_TEST(test_remote_data_merged_into_organization_patch),
+      UNIT_PLAN_TEST(test_auth_header_bearer),
+      UNIT_PLAN_TEST(test_verdict_single_patch_204),
+      UNIT_PLAN_TEST(test_verdict_request_limit_exceeded_is_429),
+      UNIT_PLAN_TEST(test_verdict_other_403_stays_403),
+      UNIT_PLAN_TEST(test_verdict_invalid_session_asks_refresh),
+      UNIT_PLAN_TEST(test_verdict_not_found),
+      UNIT_PLAN_TEST(test_verdict_server_error_retryable),
+      UNIT_PLAN_TEST(test_verdict_collection_all_success),
+      UNIT_PLAN_TEST(test_verdict_collection_failed_record_not_ok),
+      UNIT_PLAN_TEST(test_verdict_collection_partial_flags_per_link),
+      UNIT_PLAN_TEST(test_verdict_collection_malformed_reply_fails_all),
+      UNIT_PLAN_TEST(test_ratelimit_api_usage),
+      UNIT_PLAN_TEST(test_ratelimit_other_or_garbage_ignored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

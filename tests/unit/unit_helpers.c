@@ -1,5 +1,6 @@
 #include "unit_helpers.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,57 @@ void unit_plan_free(struct unit_plan *u) {
   ucrm_assoc_free(&u->a);
 }
 
+int unit_plan_teardown(void **state) {
+  unit_plan_free(*state);
+  return 0;
+}
+
+void unit_check_plan_ok(struct unit_plan *u, const struct ucrm_provider *p, const char *body,
+                        const char *file, int line) {
+  if (unit_plan(u, p, body) != 0) {
+    print_error("ERROR: plan failed: %s\n", u->err.msg);
+    _fail(file, line);
+  }
+}
+
+void unit_check_refused(struct unit_plan *u, const struct ucrm_provider *p, const char *body,
+                        const char *needle, const char *file, int line) {
+  _assert_int_equal(unit_plan(u, p, body), UCRM_EINVAL, file, line);
+  _assert_int_equal(u->err.status, 400, file, line);
+  unit_check_has(u->err.msg, needle, file, line);
+}
+
+void unit_check_each_refused(struct unit_plan *u, const struct ucrm_provider *p, const char *fmt,
+                             const char *const *values, size_t n, const char *needle,
+                             const char *file, int line) {
+  for (size_t i = 0; i < n; i++) {
+    char body[256];
+    snprintf(body, sizeof(body), fmt, values[i]);
+    unit_check_refused(u, p, body, needle, file, line);
+  }
+}
+
+void unit_verdict(const struct ucrm_provider *p, const struct ucrm_call *c, long status,
+                  const char *body_json, unsigned char *link_ok, struct ucrm_verdict *v) {
+  struct jv *body = NULL;
+  char err[128];
+  if (body_json != NULL && jv_parse(body_json, strlen(body_json), 64, &body, err, sizeof(err)) != 0)
+    fail_msg("reply fixture did not parse: %s", err);
+  memset(v, 0, sizeof(*v));
+  v->link_ok = link_ok;
+  p->verdict(c, status, body, v);
+  jv_free(body);
+}
+
+void unit_check_auth(const struct ucrm_account *acct, const char *want, const char *file,
+                     int line) {
+  struct ubuf b;
+  ubuf_init(&b, 1024);
+  _assert_int_equal(acct->provider->auth_header(acct, &b), 0, file, line);
+  _assert_string_equal(ubuf_cstr(&b), want, file, line);
+  ubuf_free(&b);
+}
+
 void unit_check_call(const struct ucrm_call *c, const char *method, const char *path,
                      const char *body, const char *file, int line) {
   _assert_string_equal(c->method, method, file, line);
@@ -53,11 +105,25 @@ void unit_check_call(const struct ucrm_call *c, const char *method, const char *
   _assert_int_equal(c->body_len, strlen(body), file, line);
 }
 
+void unit_check_single_call(const struct ucrm_plan *plan, const char *method, const char *path,
+                            const char *body, size_t nlinks, const char *file, int line) {
+  _assert_int_equal(plan->n, 1, file, line);
+  unit_check_call(&plan->calls[0], method, path, body, file, line);
+  _assert_int_equal(plan->calls[0].nlinks, nlinks, file, line);
+}
+
 void unit_check_link(const struct ucrm_call *c, size_t i, enum ucrm_kind kind, const char *id,
                      const char *file, int line) {
   _assert_true(i < c->nlinks, "link index within the call", file, line);
   _assert_int_equal(c->links[i].kind, kind, file, line);
   _assert_string_equal(c->links[i].id, id, file, line);
+}
+
+void unit_check_ratelimit(const struct ucrm_ratelimit *rl, long limit, long remaining, long reset,
+                          const char *file, int line) {
+  _assert_int_equal(rl->limit, limit, file, line);
+  _assert_int_equal(rl->remaining, remaining, file, line);
+  _assert_int_equal(rl->reset, reset, file, line);
 }
 
 void unit_check_has(const char *haystack, const char *needle, const char *file, int line) {
