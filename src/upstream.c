@@ -377,6 +377,9 @@ static void up_setopts_fixed(struct up_engine *e, CURL *h) {
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  /* No proxy from the environment (http_proxy and friends): provider credentials go only
+   * where the config says, and curl is spared an environment lookup per call. */
+  curl_easy_setopt(h, CURLOPT_PROXY, "");
   if (e->cfg->ca_file != NULL)
     curl_easy_setopt(h, CURLOPT_CAINFO, e->cfg->ca_file);
 
