@@ -48,6 +48,7 @@ struct job {
   int relaying;       /* the current call's 2xx body goes to the client as it arrives */
   int relayed;        /* ...and some of it already went */
   int paused;         /* the current call waits for the client to read */
+  int freed;          /* job_free has run; the memory goes in the timer's close callback */
   int refreshed;      /* this request already had its token refreshed once */
   long token_gen;     /* the account's refresh generation when the current call started */
   struct ucrm_refresh_waiter refresh;
@@ -90,7 +91,15 @@ static void job_freed(uv_handle_t *h) {
   free(j);
 }
 
+/*
+ * Safe to call twice: writing the last answer can fail, close the connection and run
+ * job_abort (which frees the job) before the answering code reaches its own job_free. The
+ * memory lives until the close callback, so the second call only needs to see the flag.
+ */
 static void job_free(struct job *j) {
+  if (j->freed)
+    return;
+  j->freed = 1;
   uv_close((uv_handle_t *)&j->timer, job_freed);
 }
 

@@ -50,7 +50,8 @@ struct srv_conn {
   int closing;
   int close_after_write;
   int err_status;   /* set by a callback that failed with HPE_USER */
-  int head_request; /* the request being answered is a HEAD */
+  int head_request;  /* the request being answered is a HEAD */
+  int refuse_status; /* a header we cannot honour: answer this once the headers are in */
   unsigned writes_pending;
   int handles_open;
   struct srv_req req;
@@ -84,6 +85,8 @@ struct srv_write {
 
 static void srv_conn_close(struct srv_conn *c);
 static void srv_process(struct srv_conn *c);
+static void srv_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- small helpers ---- */
 
@@ -117,6 +120,8 @@ static const struct srv_phrase srv_phrases[] = {
     {502, "Bad Gateway"},
     {503, "Service Unavailable"},
     {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+    {417, "Expectation Failed"},
 };
 
 const char *srv_reason(int status) {
@@ -433,6 +438,7 @@ static int srv_on_message_begin(llhttp_t *p) {
   c->hname_len = 0;
   c->hvalue_len = 0;
   c->err_status = 0;
+  c->refuse_status = 0;
   memset(r, 0, sizeof(*r));
   r->conn = c;
   r->start_ms = srv_now_ms(c->srv);
@@ -480,8 +486,12 @@ static int srv_on_header_value_complete(llhttp_t *p) {
 
   if (strcmp(c->hname, "x-request-id") == 0 && srv_sane_request_id(c->hvalue, c->hvalue_len))
     memcpy(c->req.request_id, c->hvalue, c->hvalue_len + 1);
+  else if (strcmp(c->hname, "expect") == 0 && strcasecmp(c->hvalue, "100-continue") == 0)
+    c->expect_continue = 1;
   else if (strcmp(c->hname, "expect") == 0)
-    c->expect_continue = strcasecmp(c->hvalue, "100-continue") == 0;
+    c->refuse_status = 417; /* RFC 9110, 10.1.1: an expectation we cannot meet */
+  else if (strcmp(c->hname, "transfer-encoding") == 0 && strcasecmp(c->hvalue, "chunked") != 0)
+    c->refuse_status = 501; /* RFC 9112, 6.1: a transfer coding we do not implement */
 
   c->hname_len = 0;
   c->hvalue_len = 0;
@@ -497,6 +507,14 @@ static int srv_on_headers_complete(llhttp_t *p) {
   /* -1 is how on_headers_complete fails; other values mean "no body" or "upgrade". */
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)max_body) {
     srv_user_error(c, 413);
+    return -1;
+  }
+  if (p->http_major != 1) {
+    srv_user_error(c, 505);
+    return -1;
+  }
+  if (c->refuse_status != 0) {
+    srv_user_error(c, c->refuse_status);
     return -1;
   }
 
@@ -577,15 +595,29 @@ static void srv_dispatch(struct srv_conn *c) {
   c->srv->on_request(r, c->srv->data);
 }
 
+static const char *srv_refusal(int status) {
+  switch (status) {
+  case 413:
+    return "request body is over the size limit";
+  case 414:
+    return "request URL is too long";
+  case 417:
+    return "only Expect: 100-continue is supported";
+  case 431:
+    return "request headers are over the size limit";
+  case 501:
+    return "only the chunked transfer coding is supported";
+  case 505:
+    return "only HTTP/1.x is supported";
+  }
+  return "malformed request";
+}
+
 static void srv_parse_error(struct srv_conn *c, llhttp_errno_t err) {
   if (c->err_status != 0) {
     /* One of our callbacks refused the request; llhttp reports it under several codes. */
     int st = c->err_status;
-    srv_fail(c, st,
-             st == 413   ? "request body is over the size limit"
-             : st == 414 ? "request URL is too long"
-             : st == 431 ? "request headers are over the size limit"
-                         : "malformed request");
+    srv_fail(c, st, srv_refusal(st));
   } else if (err == HPE_PAUSED_UPGRADE) {
     srv_fail(c, 400, "protocol upgrades are not supported");
   } else {
@@ -625,13 +657,15 @@ static void srv_process(struct srv_conn *c) {
 
   if (c->closing)
     return;
-  if (c->state == SRV_IDLE || c->state == SRV_READING)
+  /* The header timer runs from a request's first byte, whatever trickles in after it; only
+   * an idle connection's timer restarts here. */
+  if (c->state == SRV_IDLE)
     srv_arm_timer(c);
   if (c->in.len == 0 && c->in.cap > 16384)
     ubuf_free(&c->in); /* give back what a large pipelined burst needed */
   if (c->reading_stopped && c->in.len < SRV_PENDING_MAX / 2) {
     c->reading_stopped = 0;
-    uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
+    uv_read_start((uv_stream_t *)&c->tcp, srv_alloc, srv_on_read);
   }
 }
 
@@ -699,8 +733,11 @@ static void srv_conn_close(struct srv_conn *c) {
     return;
   c->closing = 1;
 
-  /* The handler's calls must stop before the request they belong to goes away. */
+  /* The handler's calls must stop before the request they belong to goes away. The access
+   * log records it as 499, the usual code for "client closed the connection first". */
   if (c->state == SRV_BUSY && c->req.on_abort != NULL) {
+    c->req.status = 499;
+    srv_access_log(c);
     srv_abort_cb cb = c->req.on_abort;
     c->req.on_abort = NULL;
     cb(c->req.abort_data);

@@ -5,6 +5,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -163,6 +165,69 @@ static void test_slow_headers_get_408(void **state) {
   assert_memory_equal(out, "HTTP/1.1 408 ", 13);
 }
 
+/* Found in review: a byte every 100 ms kept restarting the header timer. */
+static void test_trickling_client_gets_408(void **state) {
+  int fd = h_connect(g_fx.unicrm.port);
+  assert_true(fd >= 0);
+  const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  for (size_t i = 0; i < strlen(req); i++) {
+    if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
+      break; /* closed on us: the timeout fired */
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  int n = (int)h_read_to_close(fd, 2000, out, sizeof(out));
+  close(fd);
+  assert_true(n > 0);
+  assert_memory_equal(out, "HTTP/1.1 408 ", 13);
+}
+
+static void test_unsupported_transfer_coding_is_501(void **state) {
+  raw("POST " TARGET " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\n\r\n");
+  assert_memory_equal(out, "HTTP/1.1 501 ", 13);
+  assert_int_equal(h_mock_ncalls(g_fx.mock.port), 0);
+}
+
+static void test_unknown_expectation_is_417(void **state) {
+  raw("POST " TARGET " HTTP/1.1\r\nHost: x\r\nExpect: something\r\nContent-Length: 2\r\n\r\n");
+  assert_memory_equal(out, "HTTP/1.1 417 ", 13);
+}
+
+static void test_other_http_versions_refused(void **state) {
+  raw("GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
+  assert_true(strncmp(out, "HTTP/1.1 505 ", 13) == 0 || strncmp(out, "HTTP/1.1 400 ", 13) == 0);
+  raw("GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n");
+  assert_true(strncmp(out, "HTTP/1.1 505 ", 13) == 0 || strncmp(out, "HTTP/1.1 400 ", 13) == 0);
+}
+
+/* Found by the benchmark: a client resetting while its answer was written made the job be
+ * freed twice (the write failed, aborted the job, then the answering code freed it again). */
+static void test_clients_resetting_mid_answer(void **state) {
+  char req[512];
+  snprintf(req, sizeof(req), "POST " TARGET "&truto_response_format=raw HTTP/1.1\r\nHost: x\r\n"
+           "Content-Length: %zu\r\n\r\n%s", strlen(BODY), BODY);
+  /* The answer comes after 20 ms; the resets land around then, so some arrive in the same
+   * loop turn as the provider's answer, which is when the double free happened. */
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults",
+                               "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":20,\"times\":-1}"),
+                   0);
+  for (int i = 0; i < 150; i++) {
+    int fd = h_connect(g_fx.unicrm.port);
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    struct timespec ts = {0, (17 + i % 7) * 1000000L};
+    nanosleep(&ts, NULL);
+    struct linger lg = {1, 0}; /* close with a reset, not a FIN */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+  }
+  struct h_resp r;
+  assert_int_equal(h_request(g_fx.unicrm.port, "GET", "/healthz", NULL, NULL, &r), 0);
+  assert_int_equal(r.status, 200);
+  h_resp_free(&r);
+}
+
 static void test_idle_connection_closed(void **state) {
   /* No bytes at all: closed quietly after idle_timeout_ms (700 ms), well before our 3 s. */
   int n = h_raw(g_fx.unicrm.port, "", 0, 3000, out, sizeof(out));
@@ -186,6 +251,11 @@ int main(void) {
       cmocka_unit_test_setup(test_head_answer_has_no_body, fx_reset),
       cmocka_unit_test_setup(test_http10_closes, fx_reset),
       cmocka_unit_test_setup(test_slow_headers_get_408, fx_reset),
+      cmocka_unit_test_setup(test_trickling_client_gets_408, fx_reset),
+      cmocka_unit_test_setup(test_unsupported_transfer_coding_is_501, fx_reset),
+      cmocka_unit_test_setup(test_unknown_expectation_is_417, fx_reset),
+      cmocka_unit_test_setup(test_other_http_versions_refused, fx_reset),
+      cmocka_unit_test_setup(test_clients_resetting_mid_answer, fx_reset),
       cmocka_unit_test_setup(test_idle_connection_closed, fx_reset),
   };
   return cmocka_run_group_tests_name("http", tests, group_setup, fx_group_teardown);
