@@ -19,12 +19,43 @@ const struct ucrm_provider *ucrm_provider_find(const char *name) {
   return NULL;
 }
 
+/* The dotted path of the first value src would replace in dst; 0 when there is none. */
+static int plan_conflict(const struct jv *dst, const struct jv *src, char *path, size_t len) {
+  for (size_t i = 0; i < src->u.obj.n; i++) {
+    const struct jv_member *m = &src->u.obj.m[i];
+    const struct jv *cur = jv_obj_get(dst, m->key);
+    if (cur == NULL)
+      continue;
+    size_t at = strlen(path);
+    snprintf(path + at, len - at, "%s%s", at > 0 ? "." : "", m->key);
+    if (cur->type != JV_OBJECT || m->val->type != JV_OBJECT)
+      return 1;
+    if (plan_conflict(cur, m->val, path, len))
+      return 1;
+    path[at] = '\0';
+  }
+  return 0;
+}
+
+int ucrm_merge_remote(struct ucrm_plan *plan, struct jv *body, const struct jv *remote_data) {
+  if (remote_data == NULL)
+    return 0;
+
+  char path[128] = "";
+  if (plan_conflict(body, remote_data, path, sizeof(path))) {
+    snprintf(plan->refusal, sizeof(plan->refusal),
+             "remote_data may add fields but not change %.100s, which carries the link", path);
+    return UCRM_EINVAL;
+  }
+  return jv_merge(body, remote_data);
+}
+
 int ucrm_plan_add(struct ucrm_plan *plan, const char *method, const char *path, struct jv *body,
                   const struct jv *remote_data) {
   if (body == NULL)
     return UCRM_ENOMEM;
 
-  int rc = remote_data != NULL ? jv_merge(body, remote_data) : 0;
+  int rc = ucrm_merge_remote(plan, body, remote_data);
   struct ucrm_call call = {.method = method};
   if (rc == 0) {
     call.path = strdup(path);

@@ -41,6 +41,7 @@ struct ucrm_call {
 struct ucrm_plan {
   struct ucrm_call *calls;
   size_t n;
+  char refusal[200]; /* set when remote_data tried to change a field that carries a link */
 };
 
 /* What a provider reply meant, per link of the call. */
@@ -111,6 +112,13 @@ extern const struct ucrm_provider ucrm_provider_salesforce;
  */
 int ucrm_plan_add(struct ucrm_plan *plan, const char *method, const char *path, struct jv *body,
                   const struct jv *remote_data);
+
+/*
+ * Deep-merges remote_data into a write body, unless it would replace a value the body already
+ * holds (the fields that carry the link): then plan->refusal names the field and the result is
+ * UCRM_EINVAL. Objects still merge key by key.
+ */
+int ucrm_merge_remote(struct ucrm_plan *plan, struct jv *body, const struct jv *remote_data);
 
 /* Adds a link to the last call of the plan. */
 int ucrm_plan_link(struct ucrm_plan *plan, enum ucrm_kind kind, const char *id);

@@ -89,7 +89,8 @@ static int sf_patch_one(struct ucrm_plan *plan, const struct ucrm_account *acct,
 }
 
 /* One record of a collection; remote_data merges into each record, not the envelope. */
-static struct jv *sf_record(const char *opp, const char *account_id, const struct jv *rd) {
+static struct jv *sf_record(struct ucrm_plan *plan, const char *opp, const char *account_id,
+                            const struct jv *rd) {
   struct jv *rec = jv_new(JV_OBJECT);
   struct jv *attrs = jv_new(JV_OBJECT);
   int rc = rec && attrs ? 0 : UCRM_ENOMEM;
@@ -98,7 +99,7 @@ static struct jv *sf_record(const char *opp, const char *account_id, const struc
   attrs = NULL;
   rc = rc != 0 ? rc : jv_obj_set(rec, "id", jv_new_string(opp, strlen(opp)));
   rc = rc != 0 ? rc : jv_obj_set(rec, "AccountId", jv_new_string(account_id, strlen(account_id)));
-  rc = rc != 0 || rd == NULL ? rc : jv_merge(rec, rd);
+  rc = rc != 0 ? rc : ucrm_merge_remote(plan, rec, rd);
   jv_free(attrs);
   if (rc != 0) {
     jv_free(rec);
@@ -114,7 +115,7 @@ static int sf_collection(struct ucrm_plan *plan, const struct ucrm_account *acct
   struct jv *records = jv_new(JV_ARRAY);
   int rc = body && records ? jv_obj_set(body, "allOrNone", jv_new(JV_TRUE)) : UCRM_ENOMEM;
   for (size_t i = from; i < from + n && rc == 0; i++)
-    rc = jv_arr_push(records, sf_record(opps->ids[i], a->entity_id, a->remote_data));
+    rc = jv_arr_push(records, sf_record(plan, opps->ids[i], a->entity_id, a->remote_data));
   rc = rc != 0 ? rc : jv_obj_set(body, "records", records);
   records = NULL;
   jv_free(records);

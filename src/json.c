@@ -288,7 +288,8 @@ struct jv_parser {
   size_t klen;
   int too_deep;
   int oom;
-  int lenient; /* repair invalid UTF-8 in strings and keys */
+  int lenient;   /* repair invalid UTF-8 in strings and keys, let repeated keys pass */
+  int duplicate; /* strict input repeated a key */
 };
 
 static int jv_attach(struct jv_parser *p, struct jv *v) {
@@ -306,6 +307,11 @@ static int jv_attach(struct jv_parser *p, struct jv *v) {
   int rc;
   if (top->type == JV_ARRAY) {
     rc = jv_arr_push(top, v);
+  } else if (!p->lenient && jv_member_find(top, p->key, p->klen) >= 0) {
+    /* A repeated key would let the last one win silently; strict input refuses it. */
+    p->duplicate = 1;
+    jv_free(v);
+    return 0;
   } else {
     rc = jv_obj_set_n(top, p->key, p->klen, v);
     free(p->key);
@@ -399,6 +405,10 @@ static void jv_parse_error(yajl_handle h, struct jv_parser *p, const char *buf, 
                            char *err, size_t errlen) {
   if (p->too_deep) {
     snprintf(err, errlen, "nesting deeper than %d levels", p->max_depth);
+    return;
+  }
+  if (p->duplicate) {
+    snprintf(err, errlen, "an object repeats a key");
     return;
   }
   if (p->oom) {

@@ -47,8 +47,9 @@ struct jv {
 #define JV_MAX_DEPTH 64
 
 /*
- * Parses one JSON document. Nesting deeper than max_depth, invalid UTF-8, trailing bytes and
- * anything but strict JSON fail with UCRM_EINVAL and a short reason in err (no input echoed).
+ * Parses one JSON document. Nesting deeper than max_depth, invalid UTF-8, a repeated key in
+ * an object, trailing bytes and anything but strict JSON fail with UCRM_EINVAL and a short
+ * reason in err (no input echoed).
  */
 int jv_parse(const char *buf, size_t len, int max_depth, struct jv **out, char *err, size_t errlen);
 

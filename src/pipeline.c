@@ -724,7 +724,9 @@ static int job_prepare(struct job *j, struct srv_req *r) {
     goto fail;
   }
   if (j->acct->provider->plan(&j->a, j->acct, &j->plan, &err) != 0) {
-    if (err.status == 0)
+    if (j->plan.refusal[0] != '\0')
+      ucrm_err_set(&err, 400, "%s", j->plan.refusal);
+    else if (err.status == 0)
       ucrm_err_set(&err, 500, "could not plan the provider calls");
     goto fail;
   }

@@ -108,6 +108,13 @@ static const struct bad cases[] = {
      "{\"entity\":\"contacts\",\"entity_id\":\"5829dd6c-0577-40dc-a858-8bd9a0d6aa58\","
      "\"associations\":{\"leads\":[{\"id\":\"x\"}]}}",
      400, "unsupported_association: attio cannot link contacts to leads"},
+    {"repeated key in the body", H_PIPEDRIVE, "",
+     PD_LEAD_BODY("{\"contacts\":[{\"id\":\"1\"}],\"contacts\":[{\"id\":\"2\"}]}"), 400,
+     "repeats a key"},
+    {"remote_data changing the link", H_PIPEDRIVE, "",
+     "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"
+     "{\"contacts\":[{\"id\":\"1\"}]},\"remote_data\":{\"person_id\":999}}",
+     400, "not change person_id"},
     {"remote_data not an object", H_PIPEDRIVE, "",
      "{\"entity\":\"leads\",\"entity_id\":\"" LEAD "\",\"associations\":"
      "{\"contacts\":[{\"id\":\"1\"}]},\"remote_data\":[1]}",

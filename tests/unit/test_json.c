@@ -90,9 +90,14 @@ static void test_unicode_escape_decoded(void **state) {
   jv_free(v);
 }
 
-static void test_duplicate_key_last_value_wins(void **state) {
-  struct jv *v = parse_ok("{\"a\":1,\"b\":2,\"a\":3}");
-  assert_dump(v, "{\"a\":3,\"b\":2}");
+/* Found in review: a repeated key let the last value win silently (two "contacts" lists got
+ * past the single-value rule). Strict parsing refuses it; provider replies are lenient. */
+static void test_duplicate_key_refused_unless_lenient(void **state) {
+  assert_parse_fails("{\"a\":1,\"b\":2,\"a\":3}", "repeats a key");
+  struct jv *v = NULL;
+  char err[64];
+  assert_int_equal(jv_parse_lenient("{\"a\":1,\"a\":3}", 13, 8, &v, err, sizeof(err)), 0);
+  assert_dump(v, "{\"a\":3}");
   jv_free(v);
 }
 
@@ -329,7 +334,7 @@ int main(void) {
       cmocka_unit_test(test_member_order_kept),
       cmocka_unit_test(test_string_escapes_round_trip),
       cmocka_unit_test(test_unicode_escape_decoded),
-      cmocka_unit_test(test_duplicate_key_last_value_wins),
+      cmocka_unit_test(test_duplicate_key_refused_unless_lenient),
       cmocka_unit_test(test_malformed_json_rejected),
       cmocka_unit_test(test_parse_error_does_not_echo_input),
       cmocka_unit_test(test_depth_cap_enforced),

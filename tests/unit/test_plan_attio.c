@@ -5,6 +5,8 @@
  */
 #include "unit_helpers.h"
 
+#include <string.h>
+
 #include "provider.h"
 
 #define P (&ucrm_provider_attio)
@@ -149,12 +151,15 @@ static void test_remote_data_deep_merged_into_values(void **state) {
               VALUES("\"associated_deals\":[" REF("deals", DEAL) "],\"name\":\"Acme\""));
 }
 
-static void test_remote_data_replaces_arrays(void **state) {
-  plan_ok("{\"entity_id\":\"" COMPANY "\",\"entity\":\"accounts\",\"associations\":{"
-          "\"opportunities\":[{\"id\":\"" DEAL "\"}]},"
-          "\"remote_data\":{\"data\":{\"values\":{\"associated_deals\":[]}},\"x\":1}}");
-  assert_call(&u.plan.calls[0], "PATCH", "/v2/objects/companies/records/" COMPANY,
-              "{\"data\":{\"values\":{\"associated_deals\":[]}},\"x\":1}");
+/* remote_data merges into data.values but may not replace the reference being written. */
+static void test_remote_data_may_not_replace_the_reference(void **state) {
+  assert_int_equal(
+      unit_plan(&u, P,
+                "{\"entity_id\":\"" COMPANY "\",\"entity\":\"accounts\",\"associations\":{"
+                "\"opportunities\":[{\"id\":\"" DEAL "\"}]},"
+                "\"remote_data\":{\"data\":{\"values\":{\"associated_deals\":[]}},\"x\":1}}"),
+      UCRM_EINVAL);
+  assert_non_null(strstr(u.plan.refusal, "data.values.associated_deals"));
 }
 
 /* ---- auth, verdict ---- */
@@ -249,7 +254,7 @@ int main(void) {
       UNIT_PLAN_TEST(test_entity_id_must_be_uuid),
       UNIT_PLAN_TEST(test_link_id_must_be_uuid),
       UNIT_PLAN_TEST(test_remote_data_deep_merged_into_values),
-      UNIT_PLAN_TEST(test_remote_data_replaces_arrays),
+      UNIT_PLAN_TEST(test_remote_data_may_not_replace_the_reference),
       UNIT_PLAN_TEST(test_auth_header_bearer),
       UNIT_PLAN_TEST(test_no_ratelimit_header_reader),
       UNIT_PLAN_TEST(test_verdict_success),
