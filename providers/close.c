@@ -54,9 +54,13 @@ static int cl_auth_header(const struct ucrm_account *acct, struct ubuf *out) {
 
 /* Close ids carry their object type as a prefix (lead_, cont_, oppo_). */
 static int cl_id(const char *id, const char *prefix, const char *what, struct ucrm_err *err) {
+  /* Close ids are the prefix and letters and digits; nothing else can name a record. */
   size_t n = strlen(prefix);
-  if (strncmp(id, prefix, n) != 0 || id[n] == '\0')
-    return ucrm_err_set(err, 400, "%s must be a Close id starting with %s", what, prefix);
+  size_t rest = strspn(id + (strncmp(id, prefix, n) == 0 ? n : 0),
+                       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+  if (strncmp(id, prefix, n) != 0 || rest == 0 || id[n + rest] != '\0')
+    return ucrm_err_set(err, 400, "%s must be a Close id starting with %s, then letters and "
+                                  "digits", what, prefix);
   return 0;
 }
 

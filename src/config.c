@@ -211,6 +211,10 @@ static int cfg_base_url(const struct jv *v, const char *prefix, char **out, char
   size_t len = v->u.str.len;
   size_t scheme = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
   int host_ok = scheme > 0 && s[scheme] != '\0' && s[scheme] != '/';
+  /* Credentials belong in "credentials": a user:password@ in the URL would show in plans. */
+  const char *authority_end = scheme > 0 ? s + scheme + strcspn(s + scheme, "/") : s;
+  if (host_ok && memchr(s + scheme, '@', (size_t)(authority_end - (s + scheme))) != NULL)
+    host_ok = 0;
   if (!host_ok || strlen(s) != len || len > 1024 || strchr(s, '?') || strchr(s, '#'))
     return cfg_fail(err, errlen,
                     "config key '%s.base_url' must be an http:// or https:// URL "

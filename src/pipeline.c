@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +461,9 @@ static void job_on_done(struct up_call *c) {
     jv_parse_lenient(c->resp.data, c->resp.len, JV_MAX_DEPTH, &j->replies[j->cur], jerr,
                      sizeof(jerr));
   }
+  /* A reply that is not JSON is kept as its text rather than lost. */
+  if (j->replies[j->cur] == NULL && c->resp.len > 0)
+    j->replies[j->cur] = jv_new_string_utf8(c->resp.data, c->resp.len);
 
   memset(j->link_ok, 1, j->plan.calls[j->cur].nlinks);
   j->verdict.link_ok = j->link_ok;
@@ -862,10 +866,12 @@ long ucrm_retry_after_ms(const char *value, long now_s) {
   if (value == NULL || value[0] == '\0')
     return -1;
 
+  /* Seconds; a wait beyond a day (or beyond a long) means "not within this request". */
   char *end;
+  errno = 0;
   long secs = strtol(value, &end, 10);
-  if (end != value && *end == '\0')
-    return secs >= 0 && secs < 86400 ? secs * 1000 : -1;
+  if (end != value && *end == '\0' && secs >= 0)
+    return errno == ERANGE || secs >= 86400 ? 86400L * 1000 : secs * 1000;
 
   /* An HTTP date, as Attio sends: "Tue, 23 May 2023 14:42:01 GMT". */
   struct tm tm = {0};

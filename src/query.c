@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 
@@ -96,6 +97,22 @@ static int query_exclude_list(struct ucrm_query *q, const char *v, struct ucrm_e
 }
 
 /*
+ * Credentials are unicrm's to send: no segment of a remote_query key may name one, whatever its
+ * case or depth (remote_query[API_TOKEN], remote_query[x][access_token]).
+ */
+static int query_reserved(const char *key) {
+  static const char *const names[] = {"api_token", "access_token"};
+  for (const char *p = strchr(key, '['); p != NULL; p = strchr(p + 1, '[')) {
+    size_t len = strcspn(p + 1, "]");
+    for (size_t i = 0; i < UCRM_ARRAY_LEN(names); i++) {
+      if (len == strlen(names[i]) && strncasecmp(p + 1, names[i], len) == 0)
+        return 1;
+    }
+  }
+  return 0;
+}
+
+/*
  * Re-encodes remote_query[a][b][]=v as a%5Bb%5D%5B%5D=v: every segment and value is
  * percent-encoded outside the unreserved set, so nothing a client sends can add a parameter,
  * a fragment or a header line upstream.
@@ -133,11 +150,11 @@ static int query_remote(struct ucrm_query *q, struct ubuf *out, const char *key,
     return ucrm_err_set(err, 400, "malformed remote_query key; use remote_query[name]=value");
   }
 
-  int reserved = strcmp(ubuf_cstr(&k), "api_token") == 0;
+  int reserved = query_reserved(key);
   if (reserved || query_has_ctl(v, vlen) || query_has_ctl(key, strlen(key))) {
     ubuf_free(&k);
     return ucrm_err_set(err, 400,
-                        reserved ? "remote_query may not set api_token"
+                        reserved ? "remote_query may not set api_token or access_token"
                                  : "remote_query holds a control character");
   }
   if (++q->nremote > UCRM_REMOTE_QUERY_MAX_PARAMS) {

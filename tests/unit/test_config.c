@@ -435,6 +435,13 @@ static void test_base_url_without_host_rejected(void **state) {
                           ".base_url'");
 }
 
+/* Found in review: a user:password@ in base_url showed up in dry-run plans. */
+static void test_base_url_with_userinfo_rejected(void **state) {
+  assert_account_rejected("{\"provider\":\"pipedrive\",\"base_url\":\"https://u:pw@api.x\","
+                          "\"credentials\":{\"api_token\":\"t\"}}",
+                          ".base_url'");
+}
+
 /* ---- lookup ---- */
 
 static void test_account_lookup_is_case_insensitive(void **state) {
@@ -605,6 +612,7 @@ int main(void) {
       cmocka_unit_test(test_base_url_prefix_kept_slashes_stripped),
       cmocka_unit_test(test_bad_base_url_rejected),
       cmocka_unit_test(test_base_url_without_host_rejected),
+      cmocka_unit_test(test_base_url_with_userinfo_rejected),
       cmocka_unit_test(test_account_lookup_is_case_insensitive),
       cmocka_unit_test(test_account_lookup_unknown_is_null),
       cmocka_unit_test(test_duplicate_account_differing_in_case_rejected),
