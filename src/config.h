@@ -53,7 +53,7 @@ struct ucrm_account {
   void (*runtime_free)(void *rt); /* frees runtime when the config goes away */
   void *gate;                     /* per-account fairness state of the core, or NULL */
   void (*gate_free)(void *g);
-  void *headers;                  /* the core's cached header lines for this account */
+  void *headers; /* the core's cached header lines for this account */
   void (*headers_free)(void *h);
 };
 

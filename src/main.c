@@ -155,9 +155,10 @@ static void worker_on_reload(uv_signal_t *h, int signum) {
       old->upstream.connect_timeout_ms != cfg->upstream.connect_timeout_ms ||
       old->upstream.max_host_connections != cfg->upstream.max_host_connections ||
       strcmp(old_ca, new_ca) != 0)
-    ulog(ULOG_WARN, "main", "msg=\"listen, upstream.connect_timeout_ms, "
-                            "upstream.max_host_connections and upstream.ca_file change only "
-                            "on restart\"");
+    ulog(ULOG_WARN, "main",
+         "msg=\"listen, upstream.connect_timeout_ms, "
+         "upstream.max_host_connections and upstream.ca_file change only "
+         "on restart\"");
   srv_set_limits(w->app.srv, &cfg->limits);
   ucrm_app_set_config(&w->app, cfg);
   ulog(ULOG_INFO, "main", "msg=\"config reloaded\" accounts=%zu", cfg->naccounts);

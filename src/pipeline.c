@@ -520,8 +520,7 @@ static struct curl_slist *acct_headers_build(const struct ucrm_account *acct) {
   struct curl_slist *l = rc == 0 ? curl_slist_append(NULL, ubuf_cstr(&line)) : NULL;
   ubuf_free(&line);
 
-  const char *fixed[] = {"Content-Type: application/json", "Accept: application/json",
-                         "Expect:"};
+  const char *fixed[] = {"Content-Type: application/json", "Accept: application/json", "Expect:"};
   for (size_t i = 0; l != NULL && i < UCRM_ARRAY_LEN(fixed); i++) {
     struct curl_slist *n = curl_slist_append(l, fixed[i]);
     if (n == NULL)

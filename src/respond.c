@@ -229,7 +229,9 @@ struct jv *ucrm_body_stream_line(const struct ucrm_call *call, const char *statu
   rc = rc != 0 ? rc : jv_obj_set(o, "ids", ids);
   ids = NULL;
   rc = rc != 0 ? rc : jv_obj_set(o, "status", rs_str(status));
-  rc = rc != 0 ? rc : jv_obj_set(o, "remote_status", jv_new_int(remote_status));
+  rc = rc != 0 ? rc
+               : jv_obj_set(o, "remote_status",
+                            remote_status > 0 ? jv_new_int(remote_status) : jv_new(JV_NULL));
   rc = rc != 0 ? rc : jv_obj_set(o, "remote_data", reply ? jv_copy(reply) : jv_new(JV_NULL));
   jv_free(ids);
   if (rc != 0) {

@@ -49,7 +49,7 @@ struct srv_conn {
   int processing;
   int closing;
   int close_after_write;
-  int err_status;   /* set by a callback that failed with HPE_USER */
+  int err_status;    /* set by a callback that failed with HPE_USER */
   int head_request;  /* the request being answered is a HEAD */
   int refuse_status; /* a header we cannot honour: answer this once the headers are in */
   unsigned writes_pending;
@@ -580,7 +580,8 @@ static void srv_dispatch(struct srv_conn *c) {
 
   uint8_t m = llhttp_get_method(&c->parser);
   c->head_request = m == HTTP_HEAD;
-  r->method = m == HTTP_GET ? SRV_GET : m == HTTP_POST ? SRV_POST : SRV_OTHER;
+  /* HEAD is routed as GET: its answer is the same minus the body (see srv_respond). */
+  r->method = m == HTTP_GET || m == HTTP_HEAD ? SRV_GET : m == HTTP_POST ? SRV_POST : SRV_OTHER;
   r->method_name = llhttp_method_name((llhttp_method_t)m);
   if (r->request_id[0] == '\0')
     srv_make_request_id(c->srv, r->request_id, sizeof(r->request_id));

@@ -39,7 +39,7 @@ struct up_engine {
   size_t nfree;
   int active;
   struct up_call *calls; /* in flight, so that closing the engine can stop them */
-  int handles_open; /* timer + kick, freed once both closed */
+  int handles_open;      /* timer + kick, freed once both closed */
 
   /*
    * Transfers cancelled from inside one of curl's callbacks, where curl refuses multi calls;

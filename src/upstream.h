@@ -59,7 +59,7 @@ struct up_call {
   CURL *easy;
   struct up_engine *eng;
   struct up_call *prev, *next; /* the engine's list of calls in flight */
-  int in_body; /* headers of the final response are being read */
+  int in_body;                 /* headers of the final response are being read */
 };
 
 /* The engine keeps its own copy of cfg; later config reloads do not change the pool. */

@@ -233,8 +233,10 @@ static void test_invalid_utf8_from_provider(void **state) {
   /* {"name":"a\xff\xc3b"} */
   const char *hex = "7b226e616d65223a2261ffc362227d";
   char f[256];
-  snprintf(f, sizeof(f), "{\"path_prefix\":\"/v1/leads/\",\"status\":200,\"body_hex\":\"%s\","
-           "\"times\":3}", hex);
+  snprintf(f, sizeof(f),
+           "{\"path_prefix\":\"/v1/leads/\",\"status\":200,\"body_hex\":\"%s\","
+           "\"times\":3}",
+           hex);
   fault(f);
 
   struct h_resp r;
@@ -242,7 +244,8 @@ static void test_invalid_utf8_from_provider(void **state) {
   assert_int_equal(r.status, 201);
   yajl_val body = h_json(r.body); /* yajl validates UTF-8 */
   assert_non_null(body);
-  assert_string_equal(h_str(body, "remote_data/name"), "a\xef\xbf\xbd\xef\xbf\xbd" "b");
+  assert_string_equal(h_str(body, "remote_data/name"), "a\xef\xbf\xbd\xef\xbf\xbd"
+                                                       "b");
   yajl_tree_free(body);
   h_resp_free(&r);
 
@@ -250,7 +253,8 @@ static void test_invalid_utf8_from_provider(void **state) {
   yajl_val l[4];
   size_t n = lines(r.body, l, 4);
   assert_int_equal(n, 2);
-  assert_string_equal(h_str(l[0], "remote_data/name"), "a\xef\xbf\xbd\xef\xbf\xbd" "b");
+  assert_string_equal(h_str(l[0], "remote_data/name"), "a\xef\xbf\xbd\xef\xbf\xbd"
+                                                       "b");
   free_lines(l, n);
   h_resp_free(&r);
 

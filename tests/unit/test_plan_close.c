@@ -43,9 +43,11 @@ static void test_opportunity_to_organization_unsupported(void **state) {
 /* Found in review: anything after the prefix (spaces, '/', newlines) reached the body. */
 static void test_ids_after_prefix_are_alphanumeric(void **state) {
   assert_refused("{\"entity_id\":\"cont_a b\",\"entity\":\"contacts\",\"associations\":{"
-                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}", "letters and digits");
+                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}",
+                 "letters and digits");
   assert_refused("{\"entity_id\":\"" CONT "\",\"entity\":\"contacts\",\"associations\":{"
-                 "\"leads\":[{\"id\":\"lead_a/b\"}]}}", "letters and digits");
+                 "\"leads\":[{\"id\":\"lead_a/b\"}]}}",
+                 "letters and digits");
 }
 
 static void test_opportunity_ids_need_prefixes(void **state) {
@@ -163,9 +165,11 @@ static void test_contact_kinds_planned_in_request_order(void **state) {
  * are letters and digits after their prefix. */
 static void test_path_ids_percent_encoded(void **state) {
   assert_refused("{\"entity_id\":\"cont_a/b?c#d%e\",\"entity\":\"contacts\",\"associations\":{"
-                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}", "letters and digits");
+                 "\"leads\":[{\"id\":\"" LEAD "\"}]}}",
+                 "letters and digits");
   assert_refused("{\"entity_id\":\"" CONT "\",\"entity\":\"contacts\",\"associations\":{"
-                 "\"opportunities\":[{\"id\":\"oppo_../../x\"}]}}", "letters and digits");
+                 "\"opportunities\":[{\"id\":\"oppo_../../x\"}]}}",
+                 "letters and digits");
 }
 
 static void test_path_id_with_control_byte_refused(void **state) {
