@@ -23,7 +23,7 @@ export SANDBOX_SF_REFRESH=sf-refresh-token SANDBOX_SF_SECRET=sf-secret
 logdir=$(mktemp -d)
 build/mock_crm --listen 127.0.0.1:9901 >"$logdir/mock.out" 2>"$logdir/mock.log" &
 mock=$!
-build/unicrm --config config/sandbox.json 2>"$logdir/unicrm.log" &
+build/unicrm --config config/sandbox.json >/dev/null 2>"$logdir/unicrm.log" &
 proxy=$!
 stop() { kill "$proxy" "$mock" 2>/dev/null || true; wait 2>/dev/null || true; }
 [ "$keep" = 1 ] || trap stop EXIT
@@ -51,5 +51,6 @@ echo
 echo "== unicrm log:"
 cat "$logdir/unicrm.log"
 if [ "$keep" = 1 ]; then
-  echo "unicrm (pid $proxy) on 127.0.0.1:8080 and the mock (pid $mock) on :9901 keep running."
+  echo "unicrm (pid $proxy) on 127.0.0.1:8080 and the mock (pid $mock) on :9901 keep running;"
+  echo "unicrm logs to $logdir/unicrm.log. Stop them with: kill $proxy $mock"
 fi
