@@ -59,8 +59,10 @@ static int cl_id(const char *id, const char *prefix, const char *what, struct uc
   size_t rest = strspn(id + (strncmp(id, prefix, n) == 0 ? n : 0),
                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
   if (strncmp(id, prefix, n) != 0 || rest == 0 || id[n + rest] != '\0')
-    return ucrm_err_set(err, 400, "%s must be a Close id starting with %s, then letters and "
-                                  "digits", what, prefix);
+    return ucrm_err_set(err, 400,
+                        "%s must be a Close id starting with %s, then letters and "
+                        "digits",
+                        what, prefix);
   return 0;
 }
 
