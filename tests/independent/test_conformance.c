@@ -421,6 +421,70 @@ static void pipedrive_contacts_accounts(void **state) {
 /* ---- The doc mock is strict --------------------------------------------------------------- */
 
 /* A direct request to a doc mock; returns the parsed answer body (NULL when empty). */
+/* The other response formats, against the documented provider: the same calls, and answers
+ * of the shapes SPEC 3.4 gives. */
+static void formats_against_documented_provider(void **state) {
+  const char *body = "{\"entity\":\"contacts\",\"entity_id\":\"42\",\"associations\":"
+                     "{\"opportunities\":[{\"id\":\"77\"},{\"id\":\"78\"}]}}";
+  const struct want w[] = {{"PATCH", "/api/v2/deals/77", "{'person_id':42}"},
+                           {"PATCH", "/api/v2/deals/78", "{'person_id':42}"}};
+  struct h_resp r;
+
+  assert_int_equal(
+      h_associate(g.unicrm.port, H_PIPEDRIVE, "&truto_response_format=normalized", body, &r), 0);
+  yajl_val v = h_json(r.body);
+  assert_int_equal(r.status, 201);
+  assert_string_equal(h_str(v, "links/1/status"), "applied");
+  assert_string_equal(h_str(v, "links/1/id"), "78");
+  yajl_tree_free(v);
+  h_resp_free(&r);
+  expect_calls(g.mock.port, w, 2);
+  dm_reset(g.mock.port);
+
+  assert_int_equal(h_associate(g.unicrm.port, H_PIPEDRIVE, "&truto_response_format=raw", body, &r),
+                   0);
+  v = h_json(r.body);
+  assert_int_equal(r.status, 201);
+  assert_true(YAJL_IS_ARRAY(v) && v->u.array.len == 2);
+  assert_int_equal(h_int(v, "1/status", 0), 200);
+  yajl_tree_free(v);
+  h_resp_free(&r);
+  expect_calls(g.mock.port, w, 2);
+  dm_reset(g.mock.port);
+
+  assert_int_equal(
+      h_associate(g.unicrm.port, H_PIPEDRIVE, "&truto_response_format=stream", body, &r), 0);
+  assert_int_equal(r.status, 200);
+  /* Three lines: one per call, then the summary, which is the last and says "applied". */
+  size_t lines = 0;
+  const char *summary = r.body;
+  for (const char *p = r.body; *p != '\0'; p++) {
+    if (*p == '\n') {
+      lines++;
+      if (p[1] != '\0')
+        summary = p + 1;
+    }
+  }
+  assert_int_equal(lines, 3);
+  assert_memory_equal(summary, "{\"entity_id\":\"42\"", 16);
+  assert_non_null(strstr(summary, "\"status\":\"applied\",\"errors\":[]"));
+  h_resp_free(&r);
+  expect_calls(g.mock.port, w, 2);
+  dm_reset(g.mock.port);
+
+  /* Salesforce's documented 204 stays an empty 204 in raw. */
+  char sf[256];
+  snprintf(sf, sizeof(sf),
+           "{\"entity\":\"accounts\",\"entity_id\":\"%s\",\"associations\":"
+           "{\"opportunities\":[{\"id\":\"%s\"}]}}",
+           SF_ACC, SF_OPP1);
+  assert_int_equal(h_associate(g.unicrm.port, H_SALESFORCE, "&truto_response_format=raw", sf, &r),
+                   0);
+  assert_int_equal(r.status, 204);
+  assert_int_equal(r.len, 0);
+  h_resp_free(&r);
+}
+
 static yajl_val direct(int port, const char *method, const char *path, const char *headers,
                        const char *body, long *status) {
   char req[4096], out[8192];
@@ -600,6 +664,7 @@ int main(void) {
       cmocka_unit_test_setup(pipedrive_contacts_leads, reset_both),
       cmocka_unit_test_setup(pipedrive_contacts_opportunities, reset_both),
       cmocka_unit_test_setup(pipedrive_contacts_accounts, reset_both),
+      cmocka_unit_test_setup(formats_against_documented_provider, reset_both),
       cmocka_unit_test_setup(strict_pipedrive, reset_both),
       cmocka_unit_test_setup(strict_close, reset_both),
       cmocka_unit_test_setup(strict_attio, reset_both),
