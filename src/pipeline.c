@@ -435,17 +435,49 @@ static void job_release_slot(struct job *j) {
   ucrm_gate_exit(j->acct);
 }
 
-static void job_on_done(struct up_call *c) {
-  struct job *j = c->data;
+/* Metrics and the debug line for a finished call; gives the account's slot back. */
+static void job_record_call(struct job *j, const struct up_call *c) {
   double secs = (double)(uv_now(j->app->loop) - j->call_started_ms) / 1000.0;
-  um_provider_call(j->acct->provider->name, j->plan.calls[j->cur].method,
-                   c->result == CURLE_OK ? c->status : 0, secs);
+  const char *method = j->plan.calls[j->cur].method;
+  um_provider_call(j->acct->provider->name, method, c->result == CURLE_OK ? c->status : 0, secs);
   job_release_slot(j);
   ulog(ULOG_DEBUG, "upstream",
        "req_id=%s provider=%s method=%s status=%ld curl=%d "
        "new_connections=%ld",
-       j->req->request_id, j->acct->provider->name, j->plan.calls[j->cur].method, c->status,
-       (int)c->result, c->num_connects);
+       j->req->request_id, j->acct->provider->name, method, c->status, (int)c->result,
+       c->num_connects);
+}
+
+/* Keeps the call's reply: parsed when it is JSON, else as its text rather than lost. */
+static void job_keep_reply(struct job *j, const struct up_call *c) {
+  struct jv **slot = &j->replies[j->cur];
+  jv_free(*slot);
+  *slot = NULL;
+  if (job_is_json(c)) {
+    char jerr[64];
+    jv_parse_lenient(c->resp.data, c->resp.len, JV_MAX_DEPTH, slot, jerr, sizeof(jerr));
+  }
+  if (*slot == NULL && c->resp.len > 0)
+    *slot = jv_new_string_utf8(c->resp.data, c->resp.len);
+}
+
+/* The token expired: retry with a newer one, or join the account's refresh. 1 if handled. */
+static int job_try_refresh(struct job *j) {
+  if (!j->verdict.refresh_token || j->refreshed || !ucrm_refresh_possible(j->acct))
+    return 0;
+
+  j->refreshed = 1;
+  /* A refresh finished while this call was out: its 401 was for the old token. */
+  if (ucrm_refresh_generation(j->acct) != j->token_gen) {
+    job_start_call(j);
+    return 1;
+  }
+  return ucrm_refresh_join(j->app->up, j->acct, &j->refresh) == 0;
+}
+
+static void job_on_done(struct up_call *c) {
+  struct job *j = c->data;
+  job_record_call(j, c);
   j->paused = 0;
 
   if (c->result != CURLE_OK) {
@@ -454,17 +486,7 @@ static void job_on_done(struct up_call *c) {
   }
 
   j->statuses[j->cur] = c->status;
-  jv_free(j->replies[j->cur]);
-  j->replies[j->cur] = NULL;
-  if (job_is_json(c)) {
-    char jerr[64];
-    jv_parse_lenient(c->resp.data, c->resp.len, JV_MAX_DEPTH, &j->replies[j->cur], jerr,
-                     sizeof(jerr));
-  }
-  /* A reply that is not JSON is kept as its text rather than lost. */
-  if (j->replies[j->cur] == NULL && c->resp.len > 0)
-    j->replies[j->cur] = jv_new_string_utf8(c->resp.data, c->resp.len);
-
+  job_keep_reply(j, c);
   memset(j->link_ok, 1, j->plan.calls[j->cur].nlinks);
   j->verdict.link_ok = j->link_ok;
   j->acct->provider->verdict(&j->plan.calls[j->cur], c->status, j->replies[j->cur], &j->verdict);
@@ -473,16 +495,8 @@ static void job_on_done(struct up_call *c) {
     job_call_succeeded(j);
     return;
   }
-  if (j->verdict.refresh_token && !j->refreshed && ucrm_refresh_possible(j->acct)) {
-    j->refreshed = 1;
-    /* A refresh finished while this call was out: its 401 was for the old token. */
-    if (ucrm_refresh_generation(j->acct) != j->token_gen) {
-      job_start_call(j);
-      return;
-    }
-    if (ucrm_refresh_join(j->app->up, j->acct, &j->refresh) == 0)
-      return;
-  }
+  if (job_try_refresh(j))
+    return;
   if (j->verdict.retryable && job_retry(j))
     return;
 

@@ -319,23 +319,15 @@ static void up_copy_value(char *dst, size_t dstlen, const char *v) {
   dst[n] = '\0';
 }
 
-static size_t up_on_header(char *p, size_t size, size_t n, void *userp) {
-  struct up_call *c = userp;
-  if (c == NULL)
-    return 0;
-
-  /* A new status line starts a new response (after a 1xx): forget what came before. */
-  if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-    c->content_type[0] = '\0';
-    c->retry_after[0] = '\0';
-    return n;
-  }
-
+/*
+ * Splits one raw header line into a lower-cased name and a trimmed value, both cut to fit.
+ * Returns 0 for a line that is not "name: value" (or whose name is longer than ours get).
+ */
+static int up_split_header(const char *p, size_t n, char name[64], char value[256]) {
   const char *colon = memchr(p, ':', n);
   if (colon == NULL || colon == p || (size_t)(colon - p) >= 64)
-    return n;
+    return 0;
 
-  char name[64];
   size_t nlen = (size_t)(colon - p);
   for (size_t i = 0; i < nlen; i++)
     name[i] = (char)tolower((unsigned char)p[i]);
@@ -349,12 +341,28 @@ static size_t up_on_header(char *p, size_t size, size_t n, void *userp) {
   }
   while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
     vlen--;
-
-  char value[256];
-  if (vlen >= sizeof(value))
-    vlen = sizeof(value) - 1;
+  if (vlen >= 256)
+    vlen = 255;
   memcpy(value, v, vlen);
   value[vlen] = '\0';
+  return 1;
+}
+
+static size_t up_on_header(char *p, size_t size, size_t n, void *userp) {
+  struct up_call *c = userp;
+  if (c == NULL)
+    return 0;
+
+  /* A new status line starts a new response (after a 1xx): forget what came before. */
+  if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    c->content_type[0] = '\0';
+    c->retry_after[0] = '\0';
+    return n;
+  }
+
+  char name[64], value[256];
+  if (!up_split_header(p, n, name, value))
+    return n;
 
   if (strcmp(name, "content-type") == 0)
     up_copy_value(c->content_type, sizeof(c->content_type), value);
