@@ -412,15 +412,22 @@ static void job_transport_failed(struct job *j) {
   if (rc != CURLE_WRITE_ERROR && !j->relayed && job_retry(j))
     return;
 
+  /* Too large to hold, but answered 2xx: the write happened and the results must say so,
+   * even though the request fails for want of a reply to show. */
+  long st = j->call.status;
+  int applied = rc == CURLE_WRITE_ERROR && st >= 200 && st < 300 && !j->relay.line_open;
+
   char msg[256];
   if (rc == CURLE_WRITE_ERROR)
-    snprintf(msg, sizeof(msg), "%s sent a response larger than %d bytes", j->acct->provider->name,
-             JOB_REPLY_MAX);
+    snprintf(msg, sizeof(msg), "%s sent a response larger than %d bytes%s", j->acct->provider->name,
+             JOB_REPLY_MAX, applied ? " after applying the write" : "");
   else
     snprintf(msg, sizeof(msg), "could not complete the call to %s: %s", j->acct->provider->name,
              curl_easy_strerror(rc));
   snprintf(j->verdict.message, sizeof(j->verdict.message), "%s", msg);
-  job_mark_call(j, 0);
+  if (applied)
+    j->statuses[j->cur] = st;
+  job_mark_call(j, applied);
   job_fail(j, timed_out ? 504 : 502, msg, 0);
 }
 

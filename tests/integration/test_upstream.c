@@ -167,6 +167,21 @@ static void test_partial_failure_reports_every_link(void **state) {
   yajl_tree_free(calls);
 }
 
+/* Found in review: a 2xx reply too large to hold was reported as a failed link. */
+static void test_oversized_reply_still_reports_the_write(void **state) {
+  fault("{\"path_prefix\":\"/api/v2/deals/2\",\"body_bytes\":9437184}");
+  struct h_resp r;
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, PD_DEALS_BODY, &r);
+  yajl_val v = fx_expect_error(&r, 502);
+  assert_string_equal(h_str(v, "results/0/status"), "applied");
+  assert_string_equal(h_str(v, "results/1/status"), "applied");
+  assert_int_equal(h_int(v, "results/1/remote_status", 0), 200);
+  assert_string_equal(h_str(v, "results/2/status"), "not_attempted");
+  assert_non_null(strstr(h_str(v, "message"), "after applying the write"));
+  yajl_tree_free(v);
+  h_resp_free(&r);
+}
+
 static void test_salesforce_collection_failure_never_success(void **state) {
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/salesforce/fail_ids", "[\"" SF_OPP2 "\"]"),
                    0);
@@ -323,6 +338,7 @@ int main(void) {
       cmocka_unit_test_setup(test_connection_reset_retried, fx_reset),
       cmocka_unit_test_setup(test_connection_reset_persistent_is_502, fx_reset),
       cmocka_unit_test_setup(test_partial_failure_reports_every_link, fx_reset),
+      cmocka_unit_test_setup(test_oversized_reply_still_reports_the_write, fx_reset),
       cmocka_unit_test_setup(test_salesforce_collection_failure_never_success, fx_reset),
       cmocka_unit_test_setup(test_salesforce_limit_exceeded_is_429, fx_reset),
       cmocka_unit_test_setup(test_salesforce_refresh_single_flight, fx_reset),
