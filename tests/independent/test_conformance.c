@@ -81,6 +81,7 @@ static int dm_start(struct h_proc *p, int waive_lead_id) {
     return -1;
   p->pid = fork();
   if (p->pid == 0) {
+    h_die_with_parent();
     const char *wrapper = getenv("DOC_MOCK_WRAPPER");
     char cmd[1024];
     if (waive_lead_id)

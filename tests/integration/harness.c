@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +20,11 @@
 #ifndef H_BIN_DIR
 #error "H_BIN_DIR must name the build directory holding unicrm and mock_crm"
 #endif
+
+/* A test killed by its timeout must not leave its mock and unicrm running. */
+void h_die_with_parent(void) {
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
 
 static void h_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -32,6 +38,7 @@ int h_mock_start(struct h_proc *m) {
 
   m->pid = fork();
   if (m->pid == 0) {
+    h_die_with_parent();
     dup2(fds[1], 1);
     close(fds[0]);
     execl(H_BIN_DIR "/mock_crm", "mock_crm", "--listen", "127.0.0.1:0", (char *)NULL);
@@ -98,6 +105,7 @@ int h_unicrm_start(struct h_proc *u, int mp, const char *extra) {
 static int h_spawn(struct h_proc *u, const char *args) {
   u->pid = fork();
   if (u->pid == 0) {
+    h_die_with_parent();
     int fd = open(u->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, 2);
     const char *wrapper = getenv("UNICRM_WRAPPER");

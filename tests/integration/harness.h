@@ -45,6 +45,9 @@ struct h_resp {
 
 int h_mock_start(struct h_proc *m);
 
+/* For a forked child: end with the test process, even if that one is killed. */
+void h_die_with_parent(void);
+
 /*
  * The parent's half of starting a mock that prints "port=N" as its first line on stdout, with
  * that stdout on the pipe fds: closes fds[1], reads the line from fds[0], closes it, and sets
