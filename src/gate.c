@@ -86,13 +86,3 @@ void ucrm_gate_leave(struct ucrm_account *acct, struct ucrm_gate_waiter *w) {
   if (g != NULL && w->queued)
     gate_unlink(g, w, acct->provider->name);
 }
-
-int ucrm_gate_inflight(const struct ucrm_account *acct) {
-  const struct gate_state *g = acct->gate;
-  return g != NULL ? g->inflight : 0;
-}
-
-int ucrm_gate_queued(const struct ucrm_account *acct) {
-  const struct gate_state *g = acct->gate;
-  return g != NULL ? g->queued : 0;
-}

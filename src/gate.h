@@ -41,7 +41,4 @@ void ucrm_gate_exit(struct ucrm_account *acct);
 /* Leaves the queue without a slot (the request was aborted or timed out). */
 void ucrm_gate_leave(struct ucrm_account *acct, struct ucrm_gate_waiter *w);
 
-int ucrm_gate_inflight(const struct ucrm_account *acct);
-int ucrm_gate_queued(const struct ucrm_account *acct);
-
 #endif

@@ -172,8 +172,3 @@ int um_render(struct ubuf *out, int open_connections) {
                              UNICRM_VERSION);
   return rc;
 }
-
-void um_reset(void) {
-  um_n = 0;
-  um_dropped = 0;
-}

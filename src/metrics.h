@@ -20,7 +20,4 @@ void um_queue(const char *provider, int delta);
 /* Appends the exposition text; open_connections is read from the server at scrape time. */
 int um_render(struct ubuf *out, int open_connections);
 
-/* Forgets everything (tests). */
-void um_reset(void);
-
 #endif

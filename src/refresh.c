@@ -20,7 +20,6 @@ struct refresh_state {
   struct curl_slist *headers;
   struct ucrm_refresh_waiter *waiters; /* in join order */
   int busy;
-  long count;
   long generation;
 };
 
@@ -69,11 +68,6 @@ int ucrm_refresh_busy(const struct ucrm_account *acct) {
 long ucrm_refresh_generation(const struct ucrm_account *acct) {
   const struct refresh_state *st = acct->runtime;
   return st != NULL ? st->generation : 0;
-}
-
-long ucrm_refresh_count(const struct ucrm_account *acct) {
-  const struct refresh_state *st = acct->runtime;
-  return st != NULL ? st->count : 0;
 }
 
 static int refresh_outcome(struct refresh_state *st) {
@@ -140,7 +134,6 @@ static int refresh_start(struct up_engine *up, struct refresh_state *st) {
   int rc = up_call_start(up, &st->call);
   if (rc == 0) {
     st->busy = 1;
-    st->count++;
   }
   return rc;
 }

@@ -38,9 +38,6 @@ int ucrm_refresh_join(struct up_engine *up, struct ucrm_account *acct,
 /* Leaves a refresh before it ends (the request was aborted); a no-op if not waiting. */
 void ucrm_refresh_leave(struct ucrm_account *acct, struct ucrm_refresh_waiter *w);
 
-/* Refreshes started for this account since start-up (for tests and metrics). */
-long ucrm_refresh_count(const struct ucrm_account *acct);
-
 /*
  * Successful refreshes so far. A call records it when it starts; a 401 on a call that started
  * before the latest refresh only needs a retry with the new token, not another refresh.

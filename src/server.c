@@ -768,6 +768,7 @@ void srv_req_on_abort(struct srv_req *r, srv_abort_cb cb, void *data) {
   r->abort_data = data;
 }
 
+/* The handle is the first member of its srv_conn, so free() on it frees the connection. */
 static void srv_reject(struct srv *s, uv_tcp_t *tmp) {
   uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
 }

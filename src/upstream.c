@@ -482,10 +482,6 @@ void up_call_cancel(struct up_call *c) {
   e->orphans[e->norphans++] = easy;
 }
 
-int up_engine_active(const struct up_engine *e) {
-  return e->active;
-}
-
 int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct up_engine **out) {
   struct up_engine *e = calloc(1, sizeof(*e));
   if (e == NULL)

@@ -77,9 +77,6 @@ void up_call_resume(struct up_call *c);
 /* Stops a started call at once; on_done will not run. Safe on a call that already finished. */
 void up_call_cancel(struct up_call *c);
 
-/* Number of transfers in flight. */
-int up_engine_active(const struct up_engine *e);
-
 /*
  * Stops every call still in flight (their on_done never runs; a later up_call_cancel on them
  * is a no-op), closes cached connections and the engine's handles. The engine's memory is
