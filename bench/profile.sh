@@ -14,6 +14,7 @@
 # Environment: PROFILE_SECONDS [5]  PROFILE_CONNS [8]  PROFILE_TOP [15]
 #              PROFILE_LEVELS ["warn info"]  BENCH_PORT_BASE [18450]  BENCH_OUT [new /tmp dir]
 #              BENCH_PROXY_CPU [1]  BENCH_LOAD_CPU [0]
+#              PROFILE_PRELOAD [none] a library for unicrm's LD_PRELOAD (another malloc, say)
 # Output: tables on stdout; the callgrind files stay in the work directory for
 # callgrind_annotate or kcachegrind.
 set -euo pipefail
@@ -245,7 +246,8 @@ profile_level() {
   local level=$1
   local out="$WORK/callgrind.$level"
   log "unicrm under callgrind, --log-level $level"
-  taskset -c "$PROXY_CPU" valgrind --tool=callgrind --instr-atstart=no \
+  taskset -c "$PROXY_CPU" env ${PROFILE_PRELOAD:+LD_PRELOAD=$PROFILE_PRELOAD} \
+    valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$out.%p" "$BUILD/unicrm" --config "$WORK/unicrm.json" \
     --log-level "$level" >"$WORK/unicrm.$level.log" 2>&1 &
   local pid=$!

@@ -61,7 +61,11 @@ struct job {
   struct ucrm_verdict verdict; /* of the current call */
   unsigned char *link_ok;
   struct ucrm_ratelimit rl;
+  struct job *next_spare; /* in app->spare while unused */
 };
+
+/* Enough for the usual concurrency; a burst above it frees its extra jobs when it ends. */
+#define JOB_SPARE_MAX 256
 
 static void job_start_call(struct job *j);
 
@@ -70,6 +74,40 @@ static void job_start_call(struct job *j);
 static void job_config_unref(struct ucrm_config *cfg) {
   if (--cfg->refs == 0)
     ucrm_config_free(cfg);
+}
+
+/* A zeroed job, from the spares when there is one; its two buffers keep their memory. */
+static struct job *job_get(struct ucrm_app *app) {
+  struct job *j = app->spare;
+  if (j == NULL)
+    return calloc(1, sizeof(*j));
+
+  app->spare = j->next_spare;
+  app->nspare--;
+  struct ubuf url = j->url, resp = j->call.resp;
+  memset(j, 0, sizeof(*j));
+  j->url = url;
+  j->call.resp = resp;
+  ubuf_reset(&j->url);
+  ubuf_reset(&j->call.resp);
+  return j;
+}
+
+static void job_put(struct ucrm_app *app, struct job *j) {
+  /* Buffers that grew for a big reply go back to the allocator, not into the pool. */
+  if (j->url.cap > 4096)
+    ubuf_free(&j->url);
+  if (j->call.resp.cap > 16384)
+    ubuf_free(&j->call.resp);
+  if (app->nspare >= JOB_SPARE_MAX) {
+    ubuf_free(&j->url);
+    ubuf_free(&j->call.resp);
+    free(j);
+    return;
+  }
+  j->next_spare = app->spare;
+  app->spare = j;
+  app->nspare++;
 }
 
 static void job_freed(uv_handle_t *h) {
@@ -85,11 +123,9 @@ static void job_freed(uv_handle_t *h) {
   ucrm_assoc_free(&j->a);
   ucrm_query_free(&j->q);
   relay_free(&j->relay);
-  ubuf_free(&j->url);
-  ubuf_free(&j->call.resp);
   j->app->jobs--;
   job_config_unref(j->cfg);
-  free(j);
+  job_put(j->app, j);
 }
 
 /*
@@ -766,7 +802,7 @@ fail:
 }
 
 static void app_associations(struct ucrm_app *app, struct srv_req *r) {
-  struct job *j = calloc(1, sizeof(*j));
+  struct job *j = job_get(app);
   if (j == NULL) {
     ucrm_respond_error(r, 500, "out of memory", NULL);
     return;
@@ -777,8 +813,8 @@ static void app_associations(struct ucrm_app *app, struct srv_req *r) {
   j->req = r;
   j->rl = (struct ucrm_ratelimit){-1, -1, -1};
   j->deadline = r->start_ms + (uint64_t)j->cfg->limits.request_timeout_ms;
-  ubuf_init(&j->url, 16384);
-  ubuf_init(&j->call.resp, JOB_REPLY_MAX);
+  j->url.max = 16384; /* a spare job's buffers keep their memory (job_get) */
+  j->call.resp.max = JOB_REPLY_MAX;
   j->call.on_done = job_on_done;
   j->call.on_header = job_on_header;
   j->call.data = j;
@@ -877,6 +913,14 @@ void ucrm_app_set_config(struct ucrm_app *app, struct ucrm_config *cfg) {
 }
 
 void ucrm_app_release(struct ucrm_app *app) {
+  while (app->spare != NULL) {
+    struct job *j = app->spare;
+    app->spare = j->next_spare;
+    ubuf_free(&j->url);
+    ubuf_free(&j->call.resp);
+    free(j);
+  }
+  app->nspare = 0;
   if (app->cfg != NULL)
     job_config_unref(app->cfg);
   app->cfg = NULL;

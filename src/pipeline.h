@@ -23,6 +23,11 @@ struct ucrm_app {
   struct up_engine *up;
   struct srv *srv;
   int jobs; /* requests with provider work in flight */
+
+  /* Finished jobs kept for reuse (at most JOB_SPARE_MAX), so a steady load allocates no job
+   * memory: a job is a couple of KiB, too big for the allocator's per-size caches. */
+  struct job *spare;
+  int nspare;
 };
 
 /* The server's request callback; data is the struct ucrm_app. */
@@ -34,7 +39,7 @@ void ucrm_app_on_complete(struct srv_req *r, void *data);
 /* Installs a new config; the old one is freed once no job uses it. */
 void ucrm_app_set_config(struct ucrm_app *app, struct ucrm_config *cfg);
 
-/* Frees the config if no job holds it; call at shutdown. */
+/* Frees the config if no job holds it, and the spare jobs; call at shutdown. */
 void ucrm_app_release(struct ucrm_app *app);
 
 /* Parses an HTTP Retry-After value (seconds or an HTTP date) into milliseconds; -1 if bad. */
