@@ -62,28 +62,44 @@ static int assoc_kind_from_key(const char *key, enum ucrm_kind *out) {
  * Reads an id given as a JSON string or number. Numbers keep their decimal text, so only plain
  * integers are accepted (1.5 or 1e3 would not name a record the same way everywhere).
  */
-static int assoc_read_id(const struct jv *v, const char *what, const char **out, size_t *len,
-                         struct ucrm_err *err) {
+/* What is wrong with an id value, or NULL when it is usable. */
+static const char *assoc_id_problem(const struct jv *v) {
   if (v == NULL)
-    return ucrm_err_set(err, 400, "%s is required", what);
+    return "is required";
 
   if (v->type == JV_NUMBER) {
     const char *s = v->u.str.s;
     size_t i = s[0] == '-' ? 1 : 0;
     if (strspn(s + i, "0123456789") != v->u.str.len - i)
-      return ucrm_err_set(err, 400, "%s must be a string or an integer", what);
+      return "must be a string or an integer";
   } else if (v->type != JV_STRING) {
-    return ucrm_err_set(err, 400, "%s must be a string or an integer", what);
+    return "must be a string or an integer";
+  }
+
+  if (v->u.str.len == 0)
+    return "must not be empty";
+  if (v->u.str.len > UCRM_ID_MAX_BYTES)
+    return "is longer than " UCRM_STR(UCRM_ID_MAX_BYTES) " bytes";
+  if (memchr(v->u.str.s, '\0', v->u.str.len) != NULL)
+    return "must not contain a NUL byte";
+  return NULL;
+}
+
+/*
+ * Reads the id at key (index < 0) or at associations.key[index].id. The field's name is
+ * formatted only for an error message, not for every id.
+ */
+static int assoc_read_id(const struct jv *v, const char *key, long index, const char **out,
+                         size_t *len, struct ucrm_err *err) {
+  const char *problem = assoc_id_problem(v);
+  if (problem != NULL) {
+    if (index < 0)
+      return ucrm_err_set(err, 400, "%s %s", key, problem);
+    return ucrm_err_set(err, 400, "associations.%s[%ld].id %s", key, index, problem);
   }
 
   *out = v->u.str.s;
   *len = v->u.str.len;
-  if (*len == 0)
-    return ucrm_err_set(err, 400, "%s must not be empty", what);
-  if (*len > UCRM_ID_MAX_BYTES)
-    return ucrm_err_set(err, 400, "%s is longer than %d bytes", what, UCRM_ID_MAX_BYTES);
-  if (memchr(*out, '\0', *len) != NULL)
-    return ucrm_err_set(err, 400, "%s must not contain a NUL byte", what);
   return 0;
 }
 
@@ -121,14 +137,12 @@ static int assoc_kind_list(struct ucrm_assoc *a, const char *key, const struct j
 
   for (size_t i = 0; i < list->u.arr.n; i++) {
     const struct jv *item = list->u.arr.items[i];
-    char what[96];
-    snprintf(what, sizeof(what), "associations.%s[%zu].id", key, i);
     if (item->type != JV_OBJECT || item->u.obj.n != 1 || jv_obj_get(item, "id") == NULL)
       return ucrm_err_set(err, 400, "associations.%s[%zu] must be an object {\"id\": ...}", key, i);
 
-    const char *id;
-    size_t len;
-    int rc = assoc_read_id(jv_obj_get(item, "id"), what, &id, &len, err);
+    const char *id = NULL;
+    size_t len = 0;
+    int rc = assoc_read_id(jv_obj_get(item, "id"), key, (long)i, &id, &len, err);
     if (rc != 0)
       return rc;
     if (++*total > UCRM_IDS_MAX)
@@ -181,9 +195,9 @@ static int assoc_fields(struct ucrm_assoc *a, const struct jv *root, struct ucrm
       return ucrm_err_set(err, 400, "unknown body field '%.64s'", k);
   }
 
-  const char *id;
-  size_t len;
-  int rc = assoc_read_id(jv_obj_get(root, "entity_id"), "entity_id", &id, &len, err);
+  const char *id = NULL;
+  size_t len = 0;
+  int rc = assoc_read_id(jv_obj_get(root, "entity_id"), "entity_id", -1, &id, &len, err);
   if (rc != 0)
     return rc;
   if ((a->entity_id = strndup(id, len)) == NULL)

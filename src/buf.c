@@ -56,6 +56,16 @@ int ubuf_putc(struct ubuf *b, char c) {
   return ubuf_append(b, &c, 1);
 }
 
+int ubuf_put_uint(struct ubuf *b, unsigned long long n) {
+  char tmp[24];
+  size_t i = sizeof(tmp);
+  do {
+    tmp[--i] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  return ubuf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 int ubuf_printf(struct ubuf *b, const char *fmt, ...) {
   /* Format straight into the spare room; only a line that does not fit is formatted twice. */
   size_t room = b->cap > b->len ? b->cap - b->len : 0;
@@ -101,13 +111,26 @@ static int ubuf_unreserved(unsigned char c) {
 int ubuf_append_pct(struct ubuf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789ABCDEF";
 
+  /* Measure, reserve once, then plain stores: no bounds check per byte. */
+  size_t need = n;
+  for (size_t i = 0; i < n; i++)
+    need += ubuf_unreserved((unsigned char)s[i]) ? 0 : 2;
+  int rc = ubuf_reserve(b, need);
+  if (rc != 0)
+    return rc;
+  char *o = b->data + b->len;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
-    int rc = ubuf_unreserved(c) ? ubuf_putc(b, (char)c) : ubuf_append(b, enc, 3);
-    if (rc != 0)
-      return rc;
+    if (ubuf_unreserved(c)) {
+      *o++ = (char)c;
+    } else {
+      *o++ = '%';
+      *o++ = hex[c >> 4];
+      *o++ = hex[c & 15];
+    }
   }
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
   return 0;
 }
 

@@ -22,6 +22,8 @@ int ubuf_append(struct ubuf *b, const void *p, size_t n);
 int ubuf_puts(struct ubuf *b, const char *s);
 int ubuf_printf(struct ubuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ubuf_putc(struct ubuf *b, char c);
+/* Appends n in decimal (cheaper than ubuf_printf on the per-request path). */
+int ubuf_put_uint(struct ubuf *b, unsigned long long n);
 
 /* Makes room for n more bytes at once (a hint; appends grow the buffer anyway). */
 int ubuf_grow(struct ubuf *b, size_t n);

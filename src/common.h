@@ -31,4 +31,8 @@ int ucrm_err_set(struct ucrm_err *err, int status, const char *fmt, ...)
 
 #define UCRM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* A macro's value as a string literal: UCRM_STR(256) is "256". */
+#define UCRM_STR_(x) #x
+#define UCRM_STR(x) UCRM_STR_(x)
+
 #endif

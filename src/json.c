@@ -71,7 +71,18 @@ size_t ucrm_utf8_sanitize(const unsigned char *s, size_t n, unsigned char *out) 
   return o;
 }
 
+static int jv_ascii(const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    if ((unsigned char)s[i] >= 0x80)
+      return 0;
+  }
+  return 1;
+}
+
 struct jv *jv_new_string_utf8(const char *s, size_t len) {
+  if (jv_ascii(s, len))
+    return jv_new_string(s, len); /* nothing to repair: skip the scratch copy */
+
   unsigned char *clean = malloc(len * 3 + 1);
   if (clean == NULL)
     return NULL;
@@ -345,7 +356,7 @@ static int jv_cb_key(void *ctx, const unsigned char *s, size_t len) {
   struct jv_parser *p = ctx;
   free(p->key);
   p->key = NULL;
-  if (p->lenient) {
+  if (p->lenient && !jv_ascii((const char *)s, len)) {
     struct jv *clean = jv_new_string_utf8((const char *)s, len);
     if (clean != NULL) {
       p->key = clean->u.str.s;

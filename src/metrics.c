@@ -18,6 +18,10 @@ static const double um_bounds[UM_NBUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1,
 /* One labelled series of a family: a counter, a gauge, or a histogram's buckets. */
 struct um_series {
   const char *family;
+  /* The label values, compared on every update; labels is rendered once, at creation. Values
+   * are short names (routes, formats, providers, methods); a longer one is cut to fit. */
+  char a[48], b[48];
+  long n;
   char labels[160]; /* rendered: a="x",b="y" */
   double value;     /* counter or gauge; histogram sum */
   unsigned long long count;
@@ -46,9 +50,20 @@ static const struct um_family um_families[] = {
     {"unicrm_queue_depth", "gauge", "Requests waiting for a per-account slot, by provider."},
 };
 
-static struct um_series *um_find(const char *family, const char *labels) {
+static int um_same(const struct um_series *s, const char *family, const char *a, const char *b,
+                   long n) {
+  return s->family == family && s->n == n && strncmp(s->a, a, sizeof(s->a) - 1) == 0 &&
+         strncmp(s->b, b, sizeof(s->b) - 1) == 0;
+}
+
+/*
+ * The series of family with label values a, b and n; fmt renders them (in that order) the
+ * first time. Updates compare the values instead of formatting a label string each time.
+ */
+static struct um_series *um_find(const char *family, const char *fmt, const char *a,
+                                 const char *b, long n) {
   for (size_t i = 0; i < um_n; i++) {
-    if (um_all[i].family == family && strcmp(um_all[i].labels, labels) == 0)
+    if (um_same(&um_all[i], family, a, b, n))
       return &um_all[i];
   }
   if (um_n == UM_MAX_SERIES) {
@@ -58,18 +73,19 @@ static struct um_series *um_find(const char *family, const char *labels) {
   struct um_series *s = &um_all[um_n++];
   memset(s, 0, sizeof(*s));
   s->family = family;
-  snprintf(s->labels, sizeof(s->labels), "%s", labels);
+  snprintf(s->a, sizeof(s->a), "%s", a);
+  snprintf(s->b, sizeof(s->b), "%s", b);
+  s->n = n;
+  snprintf(s->labels, sizeof(s->labels), fmt, a, b, n);
   return s;
 }
 
-static void um_add(const char *family, const char *labels, double delta) {
-  struct um_series *s = um_find(family, labels);
+static void um_add(struct um_series *s, double delta) {
   if (s != NULL)
     s->value += delta;
 }
 
-static void um_observe(const char *family, const char *labels, double seconds) {
-  struct um_series *s = um_find(family, labels);
+static void um_observe(struct um_series *s, double seconds) {
   if (s == NULL)
     return;
   s->value += seconds;
@@ -80,44 +96,38 @@ static void um_observe(const char *family, const char *labels, double seconds) {
   s->buckets[b]++;
 }
 
+/* Label formats: each takes a, b and n, in that order, and may ignore the last ones. */
+#define UM_F_ROUTE_FORMAT_STATUS "route=\"%s\",format=\"%s\",status=\"%ld\""
+#define UM_F_ROUTE "route=\"%s\"%.0s%.0ld"
+#define UM_F_PROVIDER_METHOD_STATUS "provider=\"%s\",method=\"%s\",status=\"%ld\""
+#define UM_F_PROVIDER "provider=\"%s\"%.0s%.0ld"
+#define UM_F_PROVIDER_OUTCOME "provider=\"%s\",outcome=\"%s\"%.0ld"
+
 void um_request(const char *route, const char *format, int status, double seconds) {
-  char l[160];
-  snprintf(l, sizeof(l), "route=\"%s\",format=\"%s\",status=\"%d\"", route, format, status);
-  um_add(um_families[0].name, l, 1);
-  snprintf(l, sizeof(l), "route=\"%s\"", route);
-  um_observe(um_families[1].name, l, seconds);
+  um_add(um_find(um_families[0].name, UM_F_ROUTE_FORMAT_STATUS, route, format, status), 1);
+  um_observe(um_find(um_families[1].name, UM_F_ROUTE, route, "", 0), seconds);
 }
 
 void um_provider_call(const char *provider, const char *method, long status, double seconds) {
-  char l[160];
-  snprintf(l, sizeof(l), "provider=\"%s\",method=\"%s\",status=\"%ld\"", provider, method, status);
-  um_add(um_families[2].name, l, 1);
-  snprintf(l, sizeof(l), "provider=\"%s\"", provider);
-  um_observe(um_families[3].name, l, seconds);
+  um_add(um_find(um_families[2].name, UM_F_PROVIDER_METHOD_STATUS, provider, method, status), 1);
+  um_observe(um_find(um_families[3].name, UM_F_PROVIDER, provider, "", 0), seconds);
 }
 
 void um_retry(const char *provider) {
-  char l[160];
-  snprintf(l, sizeof(l), "provider=\"%s\"", provider);
-  um_add(um_families[4].name, l, 1);
+  um_add(um_find(um_families[4].name, UM_F_PROVIDER, provider, "", 0), 1);
 }
 
 void um_refresh(const char *provider, int ok) {
-  char l[160];
-  snprintf(l, sizeof(l), "provider=\"%s\",outcome=\"%s\"", provider, ok ? "ok" : "failed");
-  um_add(um_families[5].name, l, 1);
+  um_add(um_find(um_families[5].name, UM_F_PROVIDER_OUTCOME, provider, ok ? "ok" : "failed", 0),
+         1);
 }
 
 void um_inflight(const char *provider, int delta) {
-  char l[160];
-  snprintf(l, sizeof(l), "provider=\"%s\"", provider);
-  um_add(um_families[6].name, l, delta);
+  um_add(um_find(um_families[6].name, UM_F_PROVIDER, provider, "", 0), delta);
 }
 
 void um_queue(const char *provider, int delta) {
-  char l[160];
-  snprintf(l, sizeof(l), "provider=\"%s\"", provider);
-  um_add(um_families[7].name, l, delta);
+  um_add(um_find(um_families[7].name, UM_F_PROVIDER, provider, "", 0), delta);
 }
 
 static int um_render_histogram(struct ubuf *out, const struct um_series *s) {

@@ -619,7 +619,11 @@ static int job_headers(struct job *j) {
   struct curl_slist *shared = acct_headers_get(j->acct);
   if (shared == NULL)
     return UCRM_ENOMEM;
-  snprintf(j->rid_line, sizeof(j->rid_line), "X-Request-Id: %s", j->req->request_id);
+  static const char name[] = "X-Request-Id: ";
+  size_t n = strnlen(j->req->request_id, sizeof(j->rid_line) - sizeof(name));
+  memcpy(j->rid_line, name, sizeof(name) - 1);
+  memcpy(j->rid_line + sizeof(name) - 1, j->req->request_id, n);
+  j->rid_line[sizeof(name) - 1 + n] = '\0';
   j->rid_node.data = j->rid_line;
   j->rid_node.next = shared;
   return 0;
@@ -702,9 +706,12 @@ static void job_start_call(struct job *j) {
     return;
 
   ubuf_reset(&j->url);
-  int rc = ubuf_printf(&j->url, "%s%s", j->acct->base_url, call->path);
-  if (rc == 0 && j->q.remote_qs != NULL)
-    rc = ubuf_printf(&j->url, "?%s", j->q.remote_qs);
+  int rc = ubuf_puts(&j->url, j->acct->base_url);
+  rc = rc != 0 ? rc : ubuf_puts(&j->url, call->path);
+  if (rc == 0 && j->q.remote_qs != NULL) {
+    rc = ubuf_putc(&j->url, '?');
+    rc = rc != 0 ? rc : ubuf_puts(&j->url, j->q.remote_qs);
+  }
   rc = rc != 0 ? rc : job_headers(j);
 
   j->token_gen = ucrm_refresh_generation(j->acct);
