@@ -72,7 +72,7 @@ static int at_validate(const struct ucrm_assoc *a, struct ucrm_err *err) {
 
   for (size_t i = 0; i < a->norder && rc == 0; i++) {
     enum ucrm_kind k = a->order[i];
-    struct at_target t;
+    struct at_target t = {0};
     if (at_target(a->entity, k, &t) != 0)
       return ucrm_unsupported("attio", a->entity, k, err);
     if (strcmp(t.attribute, "associated_deals") != 0)
@@ -94,7 +94,7 @@ static int at_validate(const struct ucrm_assoc *a, struct ucrm_err *err) {
 static int at_values(const struct ucrm_assoc *a, struct jv *values, const char **object) {
   for (size_t i = 0; i < a->norder; i++) {
     enum ucrm_kind k = a->order[i];
-    struct at_target t;
+    struct at_target t = {0};
     at_target(a->entity, k, &t);
     *object = t.object;
 

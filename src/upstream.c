@@ -11,6 +11,19 @@
 #include "log.h"
 
 #define UP_FREE_EASY_MAX 256
+#define UP_ORIGIN_MAX 256
+
+/*
+ * The calls to one origin ("https://host:port"): how many are in curl, and the ones waiting
+ * for a connection. Lanes live as long as the engine; there is one per origin the config
+ * names (a Salesforce instance URL counts as one), so they stay few.
+ */
+struct up_lane {
+  char origin[UP_ORIGIN_MAX];
+  int busy;
+  struct up_call *head, *tail;
+  struct up_lane *next;
+};
 
 /*
  * One poll context per socket curl asked us to watch. Contexts are found by fd in our own
@@ -40,6 +53,8 @@ struct up_engine {
   int active;
   struct up_call *calls; /* in flight, so that closing the engine can stop them */
   int handles_open;      /* timer + kick, freed once both closed */
+  struct up_lane *lanes;
+  int pump; /* a lane has room and a queue: start its calls on the next kick */
 
   /*
    * Transfers cancelled from inside one of curl's callbacks, where curl refuses multi calls;
@@ -116,9 +131,14 @@ static void up_on_timer(uv_timer_t *t) {
   up_socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
+static void up_pump(struct up_engine *e);
+
 static void up_on_kick(uv_idle_t *i) {
+  struct up_engine *e = i->data;
   uv_idle_stop(i);
-  up_socket_action(i->data, CURL_SOCKET_TIMEOUT, 0);
+  if (e->pump)
+    up_pump(e);
+  up_socket_action(e, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /*
@@ -244,6 +264,77 @@ static void up_recycle(struct up_engine *e, CURL *easy) {
   }
 }
 
+/* ---- lanes: calls beyond max_host_connections per origin wait here, not in curl ---- */
+
+/* The origin of url (up to the first '/' after "scheme://"); 0 if it has none or is long. */
+static size_t up_origin(const char *url, char *out, size_t outlen) {
+  const char *sep = strstr(url, "://");
+  if (sep == NULL)
+    return 0;
+  size_t n = (size_t)(sep + 3 - url) + strcspn(sep + 3, "/?#");
+  if (n >= outlen)
+    return 0;
+  memcpy(out, url, n);
+  out[n] = '\0';
+  return n;
+}
+
+static struct up_lane *up_lane_of(struct up_engine *e, const char *url) {
+  char origin[UP_ORIGIN_MAX];
+  if (up_origin(url, origin, sizeof(origin)) == 0)
+    return NULL;
+
+  for (struct up_lane *l = e->lanes; l != NULL; l = l->next) {
+    if (strcmp(l->origin, origin) == 0)
+      return l;
+  }
+  struct up_lane *l = calloc(1, sizeof(*l));
+  if (l == NULL)
+    return NULL; /* the call then goes straight to curl, which queues it itself */
+  memcpy(l->origin, origin, sizeof(origin));
+  l->next = e->lanes;
+  e->lanes = l;
+  return l;
+}
+
+static void up_lane_push(struct up_lane *l, struct up_call *c) {
+  c->qnext = NULL;
+  if (l->tail != NULL)
+    l->tail->qnext = c;
+  else
+    l->head = c;
+  l->tail = c;
+}
+
+static void up_lane_remove(struct up_lane *l, struct up_call *c) {
+  struct up_call **pp = &l->head;
+  struct up_call *prev = NULL;
+  while (*pp != NULL && *pp != c) {
+    prev = *pp;
+    pp = &(*pp)->qnext;
+  }
+  if (*pp == NULL)
+    return;
+  *pp = c->qnext;
+  if (l->tail == c)
+    l->tail = prev;
+  c->qnext = NULL;
+}
+
+/* A call left curl: its connection is free for the next one queued, started on the next kick
+ * (never from here, which may be inside a curl callback). */
+static void up_lane_release(struct up_engine *e, struct up_call *c) {
+  struct up_lane *l = c->lane;
+  if (l == NULL)
+    return;
+  c->lane = NULL;
+  l->busy--;
+  if (l->head != NULL) {
+    e->pump = 1;
+    uv_idle_start(&e->kick, up_on_kick);
+  }
+}
+
 static void up_finish(struct up_engine *e, CURL *easy, CURLcode result) {
   struct up_call *c = NULL;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
@@ -262,6 +353,7 @@ static void up_finish(struct up_engine *e, CURL *easy, CURLcode result) {
   up_recycle(e, easy);
   c->easy = NULL;
   up_unlink(e, c);
+  up_lane_release(e, c);
   e->active--;
   c->on_done(c);
 }
@@ -423,33 +515,88 @@ static void up_setopts(struct up_call *c, CURL *h) {
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 }
 
-int up_call_start(struct up_engine *e, struct up_call *c) {
+/* Hands the call to curl. */
+static int up_start_now(struct up_engine *e, struct up_call *c) {
   CURL *h = up_easy(e);
   if (h == NULL)
     return UCRM_ENOMEM;
 
-  c->eng = e;
   c->easy = h;
-  c->status = 0;
-  c->result = CURLE_OK;
-  c->num_connects = 0;
-  c->content_type[0] = '\0';
-  c->retry_after[0] = '\0';
-  ubuf_reset(&c->resp);
   up_setopts(c, h);
-
   CURLMcode mc = curl_multi_add_handle(e->multi, h);
   if (mc != CURLM_OK) {
     up_recycle(e, h);
     c->easy = NULL;
     return UCRM_EIO;
   }
-  up_link(e, c);
+  if (c->lane != NULL)
+    c->lane->busy++;
   e->active++;
   return 0;
 }
 
+/* Starts queued calls while their origin has room; one that cannot start fails at once. */
+static void up_pump(struct up_engine *e) {
+  e->pump = 0;
+  for (struct up_lane *l = e->lanes; l != NULL; l = l->next) {
+    while (l->head != NULL && l->busy < e->cfg->max_host_connections) {
+      struct up_call *c = l->head;
+      up_lane_remove(l, c);
+      c->queued = 0;
+
+      /* The wait counts against the call's own timeout, as it would inside curl. */
+      uint64_t waited = uv_now(e->loop) - c->queued_at;
+      c->timeout_ms = (long)waited < c->timeout_ms ? c->timeout_ms - (long)waited : 1;
+      int rc = up_start_now(e, c);
+      if (rc != 0) {
+        up_unlink(e, c);
+        c->lane = NULL;
+        c->result = rc == UCRM_ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+        c->on_done(c);
+      }
+    }
+  }
+}
+
+int up_call_start(struct up_engine *e, struct up_call *c) {
+  c->eng = e;
+  c->easy = NULL;
+  c->status = 0;
+  c->result = CURLE_OK;
+  c->num_connects = 0;
+  c->content_type[0] = '\0';
+  c->retry_after[0] = '\0';
+  c->queued = 0;
+  ubuf_reset(&c->resp);
+  c->lane = up_lane_of(e, c->url);
+
+  /* Behind others already waiting, or over the origin's connections: wait in line. */
+  if (c->lane != NULL &&
+      (c->lane->head != NULL || c->lane->busy >= e->cfg->max_host_connections)) {
+    c->queued = 1;
+    c->queued_at = uv_now(e->loop);
+    up_lane_push(c->lane, c);
+    up_link(e, c);
+    return 0;
+  }
+
+  int rc = up_start_now(e, c);
+  if (rc != 0) {
+    c->lane = NULL;
+    return rc;
+  }
+  up_link(e, c);
+  return 0;
+}
+
 void up_call_cancel(struct up_call *c) {
+  if (c->queued) {
+    c->queued = 0;
+    up_lane_remove(c->lane, c);
+    c->lane = NULL;
+    up_unlink(c->eng, c);
+    return;
+  }
   if (c->easy == NULL)
     return;
 
@@ -457,6 +604,7 @@ void up_call_cancel(struct up_call *c) {
   CURL *easy = c->easy;
   c->easy = NULL;
   up_unlink(e, c);
+  up_lane_release(e, c);
   if (e->in_callback == 0) {
     curl_multi_remove_handle(e->multi, easy);
     up_recycle(e, easy);
@@ -545,6 +693,11 @@ void up_engine_close(struct up_engine *e) {
   e->orphans = NULL;
   free(e->cfg_copy.ca_file);
   e->cfg_copy.ca_file = NULL;
+  while (e->lanes != NULL) {
+    struct up_lane *l = e->lanes;
+    e->lanes = l->next;
+    free(l);
+  }
 
   uv_close((uv_handle_t *)&e->timer, up_engine_handle_closed);
   uv_close((uv_handle_t *)&e->kick, up_engine_handle_closed);

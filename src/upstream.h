@@ -19,6 +19,7 @@
 #include "config.h"
 
 struct up_engine;
+struct up_lane;
 struct up_call;
 
 typedef void (*up_done_cb)(struct up_call *c);
@@ -58,14 +59,25 @@ struct up_call {
   /* private */
   CURL *easy;
   struct up_engine *eng;
-  struct up_call *prev, *next; /* the engine's list of calls in flight */
+  struct up_call *prev, *next; /* the engine's list of calls in flight or queued */
   int in_body;                 /* headers of the final response are being read */
+  struct up_lane *lane;        /* the origin it goes to; NULL when it bypassed the lanes */
+  struct up_call *qnext;       /* in its lane's queue, while waiting for a connection */
+  int queued;
+  uint64_t queued_at; /* loop time it joined the queue, taken off its timeout_ms */
 };
 
 /* The engine keeps its own copy of cfg; later config reloads do not change the pool. */
 int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct up_engine **out);
 
-/* Queues the transfer; it starts on the next loop iteration. Returns 0 or a UCRM_E* code. */
+/*
+ * Queues the transfer; it starts on the next loop iteration. Returns 0 or a UCRM_E* code.
+ *
+ * Calls to one origin (scheme, host and port) beyond max_host_connections wait in the engine,
+ * first come first served, rather than inside curl: curl would hold them as pending transfers
+ * and rescan them all whenever a connection frees up, which costs more the more there are.
+ * Their time in that queue counts against timeout_ms.
+ */
 int up_call_start(struct up_engine *e, struct up_call *c);
 
 /* The HTTP status of the response being received (0 before its status line). */
@@ -74,7 +86,10 @@ long up_call_status(const struct up_call *c);
 /* Lets a transfer paused by its on_data callback read again. */
 void up_call_resume(struct up_call *c);
 
-/* Stops a started call at once; on_done will not run. Safe on a call that already finished. */
+/*
+ * Stops a started (or still queued) call at once; on_done will not run. Safe on a call that
+ * already finished.
+ */
 void up_call_cancel(struct up_call *c);
 
 /*

@@ -193,6 +193,85 @@ static long associate_status(const char *acct) {
   return st;
 }
 
+/* Starts the mock (leads held for delay_ms) and unicrm with one connection per origin. */
+static void start_one_connection(int delay_ms, const char *upstream_extra) {
+  char cfg[256], fault[128];
+  snprintf(cfg, sizeof(cfg),
+           "\"upstream\":{\"max_host_connections\":1,\"max_inflight_per_account\":64%s},",
+           upstream_extra);
+  snprintf(fault, sizeof(fault),
+           "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":%d,\"times\":-1}", delay_ms);
+  assert_int_equal(fx_start(cfg), 0);
+  assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults", fault), 0);
+}
+
+/* Calls beyond max_host_connections wait their turn and all complete. */
+static void test_calls_over_host_connections_wait_in_line(void **state) {
+  start_one_connection(300, "");
+  struct bg b[3];
+  for (int i = 0; i < 3; i++) {
+    b[i] = (struct bg){.acct = H_PIPEDRIVE};
+    pthread_create(&b[i].t, NULL, bg_run, &b[i]);
+  }
+  wait_calls(1);
+  sleep_ms(150);
+  size_t during = h_mock_ncalls(g_fx.mock.port); /* the others wait for the one connection */
+  for (int i = 0; i < 3; i++)
+    pthread_join(b[i].t, NULL);
+
+  assert_int_equal(during, 1);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(b[i].r.status, 201);
+    h_resp_free(&b[i].r);
+  }
+  assert_int_equal(h_mock_ncalls(g_fx.mock.port), 3);
+}
+
+/* A call still waiting for a connection is dropped, never sent, when its client leaves, and
+ * the connection it waited for serves the next request. */
+static void test_queued_call_dropped_when_client_leaves(void **state) {
+  start_one_connection(600, "");
+  struct bg first = {.acct = H_PIPEDRIVE};
+  pthread_create(&first.t, NULL, bg_run, &first);
+  wait_calls(1);
+  int waiting[2] = {post_raw(""), post_raw("")};
+  sleep_ms(100 * slow_factor());
+  close(waiting[0]);
+  close(waiting[1]);
+  pthread_join(first.t, NULL);
+  assert_int_equal(first.r.status, 201);
+  h_resp_free(&first.r);
+
+  sleep_ms(200 * slow_factor());
+  assert_int_equal(h_mock_ncalls(g_fx.mock.port), 1);
+  struct h_resp r;
+  h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, BODY, &r);
+  assert_int_equal(r.status, 201);
+  h_resp_free(&r);
+  assert_int_equal(h_mock_ncalls(g_fx.mock.port), 2);
+}
+
+/* Time spent waiting for a connection counts against upstream.timeout_ms, as it would if
+ * curl held the call. */
+static void test_wait_for_connection_counts_against_timeout(void **state) {
+  start_one_connection(700, ",\"timeout_ms\":1000,\"max_retries\":0");
+  struct bg b[2];
+  for (int i = 0; i < 2; i++) {
+    b[i] = (struct bg){.acct = H_PIPEDRIVE};
+    pthread_create(&b[i].t, NULL, bg_run, &b[i]);
+  }
+  for (int i = 0; i < 2; i++)
+    pthread_join(b[i].t, NULL);
+
+  /* One went first and took 700 ms; the other then had 300 ms left for a 700 ms answer. */
+  int ok = (b[0].r.status == 201) + (b[1].r.status == 201);
+  int timed_out = (b[0].r.status == 504) + (b[1].r.status == 504);
+  h_resp_free(&b[0].r);
+  h_resp_free(&b[1].r);
+  assert_int_equal(ok, 1);
+  assert_int_equal(timed_out, 1);
+}
+
 static void test_sighup_reload(void **state) {
   const char *fresh = "11111111-2222-4333-8444-555555555555";
   assert_int_equal(fx_start(NULL), 0);
@@ -379,6 +458,9 @@ int main(void) {
       cmocka_unit_test_teardown(test_pipelined_request_not_started_while_draining, teardown),
       cmocka_unit_test_teardown(test_request_completed_while_draining_gets_503, teardown),
       cmocka_unit_test_teardown(test_client_disconnect_cancels_call, teardown),
+      cmocka_unit_test_teardown(test_calls_over_host_connections_wait_in_line, teardown),
+      cmocka_unit_test_teardown(test_queued_call_dropped_when_client_leaves, teardown),
+      cmocka_unit_test_teardown(test_wait_for_connection_counts_against_timeout, teardown),
       cmocka_unit_test_teardown(test_sighup_reload, teardown),
       cmocka_unit_test_teardown(test_max_connections, teardown),
       cmocka_unit_test_teardown(test_emfile_does_not_spin, teardown),
