@@ -21,6 +21,8 @@
 #define SRV_READ_BUF 65536
 /* Input kept while a request is in flight; past this the connection stops reading. */
 #define SRV_PENDING_MAX (256 * 1024)
+/* Answers held for one write (pipelining) leave early past this size. */
+#define SRV_BATCH_MAX (64 * 1024)
 
 /* IDLE: between requests; READING: a request is arriving; BUSY: a handler has it;
  * CLOSING: the last response is leaving and nothing more is parsed. */
@@ -54,6 +56,11 @@ struct srv_conn {
   int refuse_status; /* a header we cannot honour: answer this once the headers are in */
   unsigned writes_pending;
   int handles_open;
+  /* Answers made while the connection's input is being worked through (a batch) collect here
+   * and leave in one write when it ends, so pipelined requests answered together cost one
+   * system call. */
+  struct ubuf out;
+  int batch;
   struct srv_req req;
 };
 
@@ -155,7 +162,7 @@ static struct srv_conn *srv_conn_of(llhttp_t *p) {
 /* ---- writing ---- */
 
 static void srv_after_write(struct srv_conn *c) {
-  if (c->writes_pending == 0 && c->close_after_write)
+  if (c->writes_pending == 0 && c->out.len == 0 && c->close_after_write)
     srv_conn_close(c);
 }
 
@@ -178,11 +185,7 @@ static void srv_on_write(uv_write_t *req, int status) {
 }
 
 /* Writes what the socket takes now and queues the rest; takes ownership of data. */
-static void srv_send(struct srv_conn *c, char *data, size_t len) {
-  if (c->closing || len == 0) {
-    free(data);
-    return;
-  }
+static void srv_write_now(struct srv_conn *c, char *data, size_t len) {
 
   uv_buf_t buf = uv_buf_init(data, (unsigned)len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
@@ -213,6 +216,62 @@ static void srv_send(struct srv_conn *c, char *data, size_t len) {
     return;
   }
   c->writes_pending++;
+}
+
+/*
+ * Sends data, or holds it until the batch ends; takes ownership of data, which must have room
+ * for len + 1 bytes (a ubuf's, or a string's).
+ */
+static void srv_send(struct srv_conn *c, char *data, size_t len) {
+  if (c->closing || len == 0) {
+    free(data);
+    return;
+  }
+  if (c->batch == 0) {
+    srv_write_now(c, data, len);
+    return;
+  }
+
+  if (c->out.data == NULL) { /* the first answer of the batch: keep its buffer, no copy */
+    c->out.data = data;
+    c->out.len = len;
+    c->out.cap = len + 1;
+    c->out.data[len] = '\0';
+    return;
+  }
+  int rc = ubuf_append(&c->out, data, len);
+  free(data);
+  if (rc != 0) {
+    srv_conn_close(c);
+    return;
+  }
+  if (c->out.len >= SRV_BATCH_MAX) { /* a long burst: let the socket have this much now */
+    size_t n;
+    char *held = ubuf_steal(&c->out, &n);
+    srv_write_now(c, held, n);
+  }
+}
+
+static void srv_batch_begin(struct srv_conn *c) {
+  c->batch++;
+}
+
+/* Ends a batch: what it collected leaves in one write. */
+static void srv_batch_end(struct srv_conn *c) {
+  if (--c->batch > 0)
+    return;
+  if (c->closing) {
+    ubuf_free(&c->out);
+    return;
+  }
+  if (c->out.len == 0)
+    return;
+
+  size_t n;
+  char *data = ubuf_steal(&c->out, &n);
+  srv_write_now(c, data, n);
+  if (!c->closing)
+    srv_after_write(c);
 }
 
 static int srv_head(struct ubuf *out, struct srv_conn *c, int status, const char *ctype,
@@ -333,8 +392,10 @@ void srv_respond(struct srv_req *r, int status, const char *content_type, const 
 
   size_t n;
   char *data = ubuf_steal(&out, &n);
+  srv_batch_begin(c); /* answers of pipelined requests behind this one may join it */
   srv_send(c, data, n);
   srv_req_done(c);
+  srv_batch_end(c);
 }
 
 void srv_stream_begin(struct srv_req *r, int status, const char *content_type,
@@ -374,11 +435,14 @@ void srv_stream_write(struct srv_req *r, const char *data, size_t len) {
 }
 
 void srv_stream_end(struct srv_req *r) {
+  struct srv_conn *c = r->conn;
   char *end = strdup("0\r\n\r\n");
+  srv_batch_begin(c);
   if (end != NULL)
-    srv_send(r->conn, end, 5);
+    srv_send(c, end, 5);
   r->streaming = 0;
-  srv_req_done(r->conn);
+  srv_req_done(c);
+  srv_batch_end(c);
 }
 
 void srv_req_abort(struct srv_req *r) {
@@ -699,9 +763,8 @@ static void srv_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   buf->len = sizeof(s->read_buf);
 }
 
-static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  struct srv_conn *c = stream->data;
-
+static void srv_on_input(struct srv_conn *c, uv_stream_t *stream, ssize_t nread,
+                         const uv_buf_t *buf) {
   if (nread < 0) {
     /* EOF or a reset: the client is gone, so stop whatever work it started. */
     if (nread == UV_EOF && c->state == SRV_IDLE && c->in.len == 0 && c->writes_pending > 0) {
@@ -736,6 +799,15 @@ static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
   srv_process(c);
 }
 
+static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct srv_conn *c = stream->data;
+
+  /* Every answer made while this input is worked through leaves in one write at the end. */
+  srv_batch_begin(c);
+  srv_on_input(c, stream, nread, buf);
+  srv_batch_end(c);
+}
+
 /* ---- connection life cycle ---- */
 
 static void srv_conn_freed(uv_handle_t *h) {
@@ -746,6 +818,7 @@ static void srv_conn_freed(uv_handle_t *h) {
   ubuf_free(&c->in);
   ubuf_free(&c->url);
   ubuf_free(&c->body);
+  ubuf_free(&c->out);
   free(c);
 }
 
@@ -822,6 +895,7 @@ static void srv_on_connection(uv_stream_t *listener, int status) {
   ubuf_init(&c->in, SRV_PENDING_MAX + SRV_READ_BUF);
   ubuf_init(&c->url, SRV_URL_MAX);
   ubuf_init(&c->body, (size_t)s->limits.max_body_bytes);
+  ubuf_init(&c->out, SIZE_MAX / 2);
   uv_timer_init(s->loop, &c->timer);
   llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
   c->parser.data = c;
