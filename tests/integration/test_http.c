@@ -148,8 +148,10 @@ static void test_pipelined_answers_share_one_write(void **state) {
     answers++;
   assert_true(got > 0);
   assert_int_equal(answers, 8);
-  /* Besides its log lines, one write; two if the kernel split the packet across reads. */
-  assert_true(writes - lines >= 1 && writes - lines <= 2);
+  /* Besides its log lines, one write; two if the kernel split the packet across reads.
+   * Under a wrapper (valgrind) the process makes writes of its own: the count says nothing. */
+  if (getenv("UNICRM_WRAPPER") == NULL)
+    assert_true(writes - lines >= 1 && writes - lines <= 2);
 }
 
 static void test_expect_100_continue(void **state) {
