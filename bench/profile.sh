@@ -3,9 +3,9 @@
 #
 #   bench/profile.sh
 #
-# Builds unicrm as Release with -g into build-bench/prof/, starts an upstream nginx that answers
-# anything with a fixed Pipedrive lead body, and runs unicrm under valgrind --tool=callgrind
-# with instrumentation off. After a warm-up it switches instrumentation on, drives a bounded
+# Builds unicrm as Release with -g into build-bench/prof-malloc-ON/ (or -OFF), starts an
+# upstream nginx that answers anything with a fixed Pipedrive lead body, and runs unicrm under
+# valgrind --tool=callgrind with instrumentation off. After a warm-up it switches instrumentation on, drives a bounded
 # load (wrk -t1 -c8, PROFILE_SECONDS), dumps, and divides each function's instruction count by
 # the number of requests wrk saw answered. One pass per log level in PROFILE_LEVELS: "warn"
 # (no access log, as bench/run.sh runs it) and "info" (one access-log line per request, the
@@ -14,13 +14,15 @@
 # Environment: PROFILE_SECONDS [5]  PROFILE_CONNS [8]  PROFILE_TOP [15]
 #              PROFILE_LEVELS ["warn info"]  BENCH_PORT_BASE [18450]  BENCH_OUT [new /tmp dir]
 #              BENCH_PROXY_CPU [1]  BENCH_LOAD_CPU [0]
+#              PROFILE_MIMALLOC [ON] OFF builds unicrm on glibc's malloc, to compare
 #              PROFILE_PRELOAD [none] a library for unicrm's LD_PRELOAD (another malloc, say)
 # Output: tables on stdout; the callgrind files stay in the work directory for
 # callgrind_annotate or kcachegrind.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD="$ROOT/build-bench/prof"
+MIMALLOC=${PROFILE_MIMALLOC:-ON}
+BUILD="$ROOT/build-bench/prof-malloc-$MIMALLOC"
 SECS=${PROFILE_SECONDS:-5}
 CONNS=${PROFILE_CONNS:-8}
 TOP=${PROFILE_TOP:-15}
@@ -79,9 +81,10 @@ setup() {
   for t in valgrind callgrind_annotate callgrind_control wrk nginx taskset cmake curl strace; do
     command -v "$t" >/dev/null || die "$t is missing (scripts/setup.sh --bench)"
   done
-  log "building unicrm (Release, -g) into build-bench/prof/"
+  log "building unicrm (Release, -g, mimalloc $MIMALLOC) into ${BUILD#"$ROOT"/}/"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g \
-    -DUNICRM_TESTS=OFF >"$WORK/cmake.log" 2>&1 || die "cmake configure failed"
+    -DUNICRM_TESTS=OFF -DUNICRM_MIMALLOC="$MIMALLOC" >"$WORK/cmake.log" 2>&1 ||
+    die "cmake configure failed"
   cmake --build "$BUILD" -j"$(nproc)" --target unicrm >>"$WORK/cmake.log" 2>&1 ||
     die "build failed (see $WORK/cmake.log)"
 

@@ -12,7 +12,8 @@ want_bench=0
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libyajl-dev
-      libcmocka-dev valgrind ca-certificates curl clang libclang-rt-14-dev util-linux)
+      libmimalloc-dev libcmocka-dev valgrind ca-certificates curl clang libclang-rt-14-dev
+      util-linux)
 [ "$want_bench" = 1 ] && pkgs+=(wrk nginx-light)
 
 as_root() {

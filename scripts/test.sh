@@ -26,7 +26,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== integration tests with unicrm under valgrind"
 # unicrm links mimalloc: the synonym makes valgrind replace its malloc too, so leaks count.
-UNICRM_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --soname-synonyms=somalloc=*mimalloc*" \
+vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+UNICRM_WRAPPER="$vg --soname-synonyms=somalloc=*mimalloc*" \
   ctest --test-dir build --output-on-failure -R '^integration_' -E "${UNICRM_VALGRIND_SKIP:-^$}"
 
 echo "== libFuzzer targets, ${UNICRM_FUZZ_SECONDS:-20} s each"
