@@ -61,6 +61,10 @@ struct srv_conn {
    * system call. */
   struct ubuf out;
   int batch;
+  /* A streamed answer holds a batch open until the loop's check phase, so a head, a body and
+   * an end made in one loop turn (a small relayed reply) leave in one write. */
+  int corked;
+  struct srv_conn *cork_next;
   struct srv_req req;
 };
 
@@ -76,6 +80,8 @@ struct srv {
   int nconns;
   int draining;
   uv_idle_t drain_check; /* reports "drained" from a clean stack, not from inside a close */
+  uv_check_t uncork;     /* after each loop turn's I/O: flushes the corked connections */
+  struct srv_conn *corked;
   srv_drained_cb on_drained;
   char read_buf[SRV_READ_BUF];
   char date[64];
@@ -218,6 +224,13 @@ static void srv_write_now(struct srv_conn *c, char *data, size_t len) {
   c->writes_pending++;
 }
 
+/* A long burst inside a batch: let the socket have what is held so far. */
+static void srv_flush_early(struct srv_conn *c) {
+  size_t n;
+  char *held = ubuf_steal(&c->out, &n);
+  srv_write_now(c, held, n);
+}
+
 /*
  * Sends data, or holds it until the batch ends; takes ownership of data, which must have room
  * for len + 1 bytes (a ubuf's, or a string's).
@@ -245,11 +258,8 @@ static void srv_send(struct srv_conn *c, char *data, size_t len) {
     srv_conn_close(c);
     return;
   }
-  if (c->out.len >= SRV_BATCH_MAX) { /* a long burst: let the socket have this much now */
-    size_t n;
-    char *held = ubuf_steal(&c->out, &n);
-    srv_write_now(c, held, n);
-  }
+  if (c->out.len >= SRV_BATCH_MAX)
+    srv_flush_early(c);
 }
 
 static void srv_batch_begin(struct srv_conn *c) {
@@ -272,6 +282,39 @@ static void srv_batch_end(struct srv_conn *c) {
   srv_write_now(c, data, n);
   if (!c->closing)
     srv_after_write(c);
+}
+
+static void srv_on_uncork(uv_check_t *h) {
+  struct srv *s = h->data;
+  uv_check_stop(h);
+  while (s->corked != NULL) {
+    struct srv_conn *c = s->corked;
+    s->corked = c->cork_next;
+    c->cork_next = NULL;
+    c->corked = 0;
+    srv_batch_end(c);
+  }
+}
+
+/* Holds what the connection sends until this loop turn's I/O is done. */
+static void srv_cork(struct srv_conn *c) {
+  if (c->corked || c->closing)
+    return;
+  struct srv *s = c->srv;
+  c->corked = 1;
+  srv_batch_begin(c);
+  c->cork_next = s->corked;
+  s->corked = c;
+  uv_check_start(&s->uncork, srv_on_uncork);
+}
+
+static void srv_uncork_forget(struct srv_conn *c) {
+  struct srv_conn **pp = &c->srv->corked;
+  while (*pp != NULL && *pp != c)
+    pp = &(*pp)->cork_next;
+  if (*pp == c)
+    *pp = c->cork_next;
+  c->corked = 0;
 }
 
 static int srv_head(struct ubuf *out, struct srv_conn *c, int status, const char *ctype,
@@ -406,6 +449,7 @@ void srv_stream_begin(struct srv_req *r, int status, const char *content_type,
 
   r->status = status;
   r->streaming = 1;
+  srv_cork(c);
   if (srv_head(&out, c, status, content_type, extra_headers) != 0 ||
       ubuf_puts(&out, "Transfer-Encoding: chunked\r\n\r\n") != 0) {
     ubuf_free(&out);
@@ -418,20 +462,21 @@ void srv_stream_begin(struct srv_req *r, int status, const char *content_type,
 }
 
 void srv_stream_write(struct srv_req *r, const char *data, size_t len) {
-  if (len == 0)
+  struct srv_conn *c = r->conn;
+  if (len == 0 || c->closing)
     return; /* an empty chunk would end the body */
 
-  struct ubuf out;
-  ubuf_init(&out, len + 32);
-  if (ubuf_printf(&out, "%zx\r\n", len) != 0 || ubuf_append(&out, data, len) != 0 ||
-      ubuf_puts(&out, "\r\n") != 0) {
-    ubuf_free(&out);
-    srv_conn_close(r->conn);
+  /* Straight into the corked output: no buffer of its own per chunk. */
+  srv_cork(c);
+  char head[24];
+  int hn = snprintf(head, sizeof(head), "%zx\r\n", len);
+  if (ubuf_append(&c->out, head, (size_t)hn) != 0 || ubuf_append(&c->out, data, len) != 0 ||
+      ubuf_puts(&c->out, "\r\n") != 0) {
+    srv_conn_close(c);
     return;
   }
-  size_t n;
-  char *p = ubuf_steal(&out, &n);
-  srv_send(r->conn, p, n);
+  if (c->out.len >= SRV_BATCH_MAX)
+    srv_flush_early(c);
 }
 
 void srv_stream_end(struct srv_req *r) {
@@ -454,7 +499,7 @@ void srv_req_abort(struct srv_req *r) {
 }
 
 size_t srv_req_pending_bytes(const struct srv_req *r) {
-  return r->conn->tcp.write_queue_size;
+  return r->conn->tcp.write_queue_size + r->conn->out.len;
 }
 
 static void srv_make_request_id(struct srv *s, char *out, size_t outlen);
@@ -819,6 +864,8 @@ static void srv_conn_freed(uv_handle_t *h) {
   ubuf_free(&c->url);
   ubuf_free(&c->body);
   ubuf_free(&c->out);
+  if (c->corked)
+    srv_uncork_forget(c);
   free(c);
 }
 
@@ -938,6 +985,8 @@ int srv_new(uv_loop_t *loop, const struct srv_opts *opts, struct srv **out) {
   s->listener.data = s;
   uv_idle_init(loop, &s->drain_check);
   s->drain_check.data = s;
+  uv_check_init(loop, &s->uncork);
+  s->uncork.data = s;
   *out = s;
   return 0;
 }
@@ -1036,6 +1085,8 @@ void srv_close(struct srv *s) {
     uv_close((uv_handle_t *)&s->listener, NULL);
   if (!uv_is_closing((uv_handle_t *)&s->drain_check))
     uv_close((uv_handle_t *)&s->drain_check, NULL);
+  if (!uv_is_closing((uv_handle_t *)&s->uncork))
+    uv_close((uv_handle_t *)&s->uncork, NULL);
 }
 
 void srv_free(struct srv *s) {

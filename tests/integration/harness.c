@@ -392,3 +392,28 @@ int h_free_port(void) {
   close(fd);
   return ntohs(sa.sin_port);
 }
+
+long long h_write_calls(pid_t pid) {
+  char path[64], line[128];
+  snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+  FILE *f = fopen(path, "r");
+  long long n = -1;
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+    if (sscanf(line, "syscw: %lld", &n) == 1)
+      break;
+  }
+  if (f != NULL)
+    fclose(f);
+  return n;
+}
+
+long long h_log_lines(const char *path) {
+  FILE *f = fopen(path, "r");
+  long long n = 0;
+  int ch;
+  while (f != NULL && (ch = fgetc(f)) != EOF)
+    n += ch == '\n';
+  if (f != NULL)
+    fclose(f);
+  return n;
+}

@@ -116,4 +116,10 @@ size_t h_read_to_close(int fd, int timeout_ms, char *out, size_t outlen);
  */
 int h_free_port(void);
 
+/* Write system calls process pid has made so far (syscw in /proc/PID/io); -1 if unknown. */
+long long h_write_calls(pid_t pid);
+
+/* Lines in a log file; each of unicrm's is one write system call (stderr is unbuffered). */
+long long h_log_lines(const char *path);
+
 #endif

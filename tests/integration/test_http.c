@@ -97,33 +97,6 @@ static void test_pipelined_answers_in_order(void **state) {
   assert_non_null(strstr(out, "HTTP/1.1 404 Not Found"));
 }
 
-/* Write system calls the process has made so far (syscw in /proc/PID/io); -1 if unknown. */
-static long long write_calls(pid_t pid) {
-  char path[64], line[128];
-  snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
-  FILE *f = fopen(path, "r");
-  long long n = -1;
-  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-    if (sscanf(line, "syscw: %lld", &n) == 1)
-      break;
-  }
-  if (f != NULL)
-    fclose(f);
-  return n;
-}
-
-/* Lines in unicrm's log: each one is a write system call of its own (stderr is unbuffered). */
-static long long log_lines(void) {
-  FILE *f = fopen(g_fx.unicrm.log_path, "r");
-  long long n = 0;
-  int ch;
-  while (f != NULL && (ch = fgetc(f)) != EOF)
-    n += ch == '\n';
-  if (f != NULL)
-    fclose(f);
-  return n;
-}
-
 /* Requests pipelined in one packet and answered at once leave in one write, not one each. */
 static void test_pipelined_answers_share_one_write(void **state) {
   static const char one[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -135,13 +108,13 @@ static void test_pipelined_answers_share_one_write(void **state) {
   int fd = h_connect(g_fx.unicrm.port);
   struct timespec settle = {0, 200 * 1000000L};
   nanosleep(&settle, NULL); /* the accept and its log line are done */
-  long long writes = write_calls(g_fx.unicrm.pid), lines = log_lines();
+  long long writes = h_write_calls(g_fx.unicrm.pid), lines = h_log_lines(g_fx.unicrm.log_path);
   assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
   size_t got = h_read_to_close(fd, 5000, out, sizeof(out));
   close(fd);
   nanosleep(&settle, NULL);
-  writes = write_calls(g_fx.unicrm.pid) - writes;
-  lines = log_lines() - lines;
+  writes = h_write_calls(g_fx.unicrm.pid) - writes;
+  lines = h_log_lines(g_fx.unicrm.log_path) - lines;
 
   int answers = 0;
   for (const char *p = out; (p = strstr(p, "HTTP/1.1 200 OK")) != NULL; p++)
