@@ -230,12 +230,12 @@ alloc_calls() {
   callgrind_annotate --auto=no --tree=caller --threshold=100 "$file" 2>/dev/null |
     awk -v n="$reqs" '
       /^ *[0-9,]+ +\([ 0-9.]+%\) +< / {
-        if ($0 ~ /\/malloc\/(malloc|arena)\.c:/) next # realloc calling malloc, and so on
+        if ($0 ~ /\/malloc\/(malloc|arena)\.c:|libmimalloc/) next # realloc calling malloc...
         if (match($0, /\(([0-9,]+)x\)/)) {c = substr($0, RSTART + 1, RLENGTH - 3); gsub(",", "", c)}
         pending += c; next
       }
       /^ *[0-9,]+ +\([ 0-9.]+%\) +\* / {
-        if ($0 ~ /malloc\.c:(malloc|calloc|realloc|free) \[/) {
+        if ($0 ~ /(malloc\.c|\?\?\?):(malloc|calloc|realloc|free) \[/) { # glibc or mimalloc
           f = $0; sub(/ \[.*/, "", f); sub(/.*:/, "", f); calls[f] += pending
         }
         pending = 0; next
