@@ -33,6 +33,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-0}
 UP_PORT=$((PORT_BASE + 1))
 NGX_PORT=$((PORT_BASE + 2))
 UCRM_PORT=$((PORT_BASE + 3))
+FLOOR_PORT=$((PORT_BASE + 4))
 WORK=${BENCH_OUT:-$(mktemp -d /tmp/unicrm-profile.XXXXXX)}
 mkdir -p "$WORK"
 
@@ -87,6 +88,10 @@ setup() {
     die "cmake configure failed"
   cmake --build "$BUILD" -j"$(nproc)" --target unicrm >>"$WORK/cmake.log" 2>&1 ||
     die "build failed (see $WORK/cmake.log)"
+  # shellcheck disable=SC2046
+  cc -O2 -g -std=c11 -o "$BUILD/floor" "$ROOT/bench/floor.c" \
+    $(pkg-config --cflags --libs libuv libllhttp libcurl) >>"$WORK/cmake.log" 2>&1 ||
+    die "floor.c does not build (see $WORK/cmake.log)"
 
   printf '{"entity":"leads","entity_id":"%s","associations":{"contacts":[{"id":"123"}]}}' \
     "$LEAD" >"$WORK/body.json"
@@ -163,8 +168,8 @@ strace_per_request() {
       if ($4 / n >= 0.05) printf "  %-16s %6.2f\n", $NF, $4 / n}' "$WORK/strace.$name"
 }
 
-# System calls per request, unicrm (the Release -g build, not under valgrind) and the nginx
-# proxy, each pinned like in bench/run.sh.
+# System calls per request, unicrm (the Release -g build, not under valgrind), the floor and
+# the nginx proxy, each pinned like in bench/run.sh.
 syscalls() {
   printf '\n== system calls per request (strace -c -f; wrk -t1 -c%s)\n' "$CONNS"
   taskset -c "$PROXY_CPU" "$BUILD/unicrm" --config "$WORK/unicrm.json" --log-level warn \
@@ -174,6 +179,14 @@ syscalls() {
   wait_http "$UCRM_PORT" unicrm
   strace_per_request unicrm "$upid" "$URL"
   stop_pid "$upid"
+
+  taskset -c "$PROXY_CPU" "$BUILD/floor" --listen "$FLOOR_PORT" \
+    --upstream "http://127.0.0.1:$UP_PORT" >"$WORK/floor.strace.log" 2>&1 &
+  local fpid=$!
+  PIDS+=("$fpid")
+  wait_http "$FLOOR_PORT" floor
+  strace_per_request floor "$fpid" "http://127.0.0.1:$FLOOR_PORT$ASSOC_PATH"
+  stop_pid "$fpid"
 
   taskset -c "$PROXY_CPU" nginx -p "$WORK/nginx-proxy" -c "$WORK/nginx-proxy.conf" \
     -e "$WORK/nginx-proxy/error.log" >"$WORK/nginx-proxy.log" 2>&1 &
@@ -245,27 +258,28 @@ alloc_calls() {
              calls["calloc"] / n, calls["realloc"] / n, calls["free"] / n}'
 }
 
-profile_level() {
-  local level=$1
-  local out="$WORK/callgrind.$level"
-  log "unicrm under callgrind, --log-level $level"
+# callgrind_run NAME PORT URL CMD...: (NAME: unicrm-LEVEL or floor) runs CMD under callgrind pinned to the proxy CPU, counts
+# instructions over PROFILE_SECONDS of load after a warm-up, prints the tables.
+callgrind_run() {
+  local name=$1 port=$2 url=$3
+  shift 3
+  local out="$WORK/callgrind.$name"
   taskset -c "$PROXY_CPU" env ${PROFILE_PRELOAD:+LD_PRELOAD=$PROFILE_PRELOAD} \
     valgrind --tool=callgrind --instr-atstart=no \
-    --callgrind-out-file="$out.%p" "$BUILD/unicrm" --config "$WORK/unicrm.json" \
-    --log-level "$level" >"$WORK/unicrm.$level.log" 2>&1 &
+    --callgrind-out-file="$out.%p" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
-  wait_http "$UCRM_PORT" "unicrm under valgrind"
+  wait_http "$port" "$name under valgrind"
 
-  wrk_requests 2 >/dev/null # warm-up: connections, caches, first allocations
+  wrk_requests 2 "$url" >/dev/null # warm-up: connections, caches, first allocations
   callgrind_control -i on "$pid" >/dev/null
   local reqs
-  reqs=$(wrk_requests "$SECS")
+  reqs=$(wrk_requests "$SECS" "$url")
   callgrind_control -d "$pid" >/dev/null
   callgrind_control -i off "$pid" >/dev/null
   stop_pid "$pid"
   if [ -z "$reqs" ] || [ "$reqs" -le 0 ]; then
-    die "no requests were answered under valgrind"
+    die "no requests were answered under valgrind ($name)"
   fi
 
   local file
@@ -274,14 +288,16 @@ profile_level() {
   local total
   total=$(callgrind_annotate --auto=no "$file" 2>/dev/null |
     awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  printf '\n== --log-level %s: %s requests (wrk -t1 -c%s, %ss under callgrind)\n' \
-    "$level" "$reqs" "$CONNS" "$SECS"
+  printf '\n== %s: %s requests (wrk -t1 -c%s, %ss under callgrind)\n' \
+    "$name" "$reqs" "$CONNS" "$SECS"
   printf 'Ir per request, whole process (user space only): %s   (dump: %s)\n' \
     "$((total / reqs))" "$file"
   printf '\ntop %s inclusive (Ir/request, share of all Ir, function):\n' "$TOP"
   per_request "$file" "$reqs" "$total" . yes
-  printf '\ntop %s inclusive in unicrm'"'"'s own code (src/, providers/):\n' "$TOP"
-  per_request "$file" "$reqs" "$total" '^(src|providers)/' yes
+  if [ "$name" != floor ]; then
+    printf '\ntop %s inclusive in unicrm'"'"'s own code (src/, providers/):\n' "$TOP"
+    per_request "$file" "$reqs" "$total" '^(src|providers)/' yes
+  fi
   printf '\ntop %s self (exclusive):\n' "$TOP"
   per_request "$file" "$reqs" "$total" . no
   printf '\nself cost by object:\n'
@@ -290,10 +306,24 @@ profile_level() {
   alloc_calls "$file" "$reqs"
 }
 
+profile_level() {
+  log "unicrm under callgrind, --log-level $1"
+  callgrind_run "unicrm-$1" "$UCRM_PORT" "$URL" \
+    "$BUILD/unicrm" --config "$WORK/unicrm.json" --log-level "$1"
+}
+
+# bench/floor.c: the same upstream call through libuv, llhttp and curl multi, nothing else.
+profile_floor() {
+  log "bench/floor.c under callgrind"
+  callgrind_run floor "$FLOOR_PORT" "http://127.0.0.1:$FLOOR_PORT$ASSOC_PATH" \
+    "$BUILD/floor" --listen "$FLOOR_PORT" --upstream "http://127.0.0.1:$UP_PORT"
+}
+
 setup
 printf 'unicrm callgrind profile %s; %s; unicrm %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "$(valgrind --version)" "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo ?)"
 for level in $LEVELS; do
   profile_level "$level"
 done
+profile_floor
 syscalls

@@ -5,7 +5,8 @@
 #
 #   proxy   one provider call per request, 64 and 256 connections: unicrm vs nginx proxy_pass,
 #           runs alternated, unicrm's raw format too at 64, the same pair with access logs on,
-#           and wrk straight to the upstream (R_direct) for scale
+#           wrk straight to the upstream (R_direct) for scale, and bench/floor.c (the same
+#           upstream call through libuv + llhttp + curl multi alone, none of unicrm's work)
 #   fanout  one request = 5 provider calls (Pipedrive contacts -> 5 deals), unicrm alone,
 #           with nginx forwarding 1 call (64 connections) for context
 #   slow    upstream answers after 100 ms (mock_crm fault), 2,000 client connections
@@ -17,7 +18,7 @@
 #   BENCH_ROUNDS [3] alternated rounds per target (proxy)   BENCH_FANOUT_ROUNDS [2]
 #   BENCH_SLOW_DURATION [20]
 #   BENCH_SLOW_CONNS [2000]  BENCH_IDLE_CONNS [10000]  BENCH_STREAM_BYTES [67108864]
-#   BENCH_PORT_BASE [18400] (uses the next 6 ports)    BENCH_PROXY_CPU [1]  BENCH_LOAD_CPU [0]
+#   BENCH_PORT_BASE [18400] (uses the next 7 ports)    BENCH_PROXY_CPU [1]  BENCH_LOAD_CPU [0]
 #   BENCH_SKIP_SETUP [0] 1 skips scripts/setup.sh     BENCH_OUT [a new /tmp dir] work directory
 #   BENCH_MAX_OTHER [10] CPU% other processes may use during a run before it is repeated
 #   BENCH_RETRIES [6] how many disturbed runs may be repeated in all
@@ -60,6 +61,7 @@ UCRM_PORT=$((PORT_BASE + 3))     # unicrm
 MOCK_PORT=$((PORT_BASE + 4))     # mock_crm (slow and stream scenarios)
 NGX_SLOW_PORT=$((PORT_BASE + 5)) # reference nginx proxy -> mock_crm
 UP_STATUS_PORT=$((PORT_BASE + 6)) # upstream nginx stub_status (accepted connections)
+FLOOR_PORT=$((PORT_BASE + 7))    # bench/floor.c: the mandated libraries alone, no unicrm code
 
 ACCOUNT=62f44730-dd91-461e-bd6a-aedd9e0ad79d
 LEAD=adf21080-0e10-11eb-879b-05d71fb426ec
@@ -182,7 +184,7 @@ setup() {
   [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs for the pinning (nproc=$(nproc))"
 
   local p
-  for p in $UP_PORT $NGX_PORT $UCRM_PORT $MOCK_PORT $NGX_SLOW_PORT $UP_STATUS_PORT; do
+  for p in $UP_PORT $NGX_PORT $UCRM_PORT $MOCK_PORT $NGX_SLOW_PORT $UP_STATUS_PORT $FLOOR_PORT; do
     port_free "$p" || die "port $p is in use; set BENCH_PORT_BASE"
   done
 
@@ -203,6 +205,10 @@ setup() {
     die "mock_crm build failed (see $WORK/cmake.log)"
   cc -O2 -Wall -Wextra -std=c11 -D_GNU_SOURCE -o "$WORK/idle_conns" "$BENCH/idle_conns.c" ||
     die "idle_conns.c does not build"
+  # shellcheck disable=SC2046
+  cc -O2 -Wall -Wextra -std=c11 -o "$BUILD/floor" "$BENCH/floor.c" \
+    $(pkg-config --cflags --libs libuv libllhttp libcurl) >>"$WORK/cmake.log" 2>&1 ||
+    die "floor.c does not build (see $WORK/cmake.log)"
 
   write_bodies
   write_nginx_confs
@@ -585,6 +591,15 @@ summary_row() {
     "${ratio:+ ratio_vs_${ref}=$ratio}" | tee -a "$RESULTS"
 }
 
+# "RATIO a/b c=N": the medians of two targets' req/s at N connections.
+ratio_row() {
+  local a b
+  a=$(median "$1" rps "$3")
+  b=$(median "$2" rps "$3")
+  [ "$a" != na ] && [ "$b" != na ] || return 0
+  out "RATIO $1/$2 c=$3 $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+}
+
 # Moves every process of the nginx rooted at $1 to CPU $2.
 repin() {
   local pid
@@ -611,10 +626,18 @@ scenario_proxy() {
     "$WORK/body_one.json"
   repin "$UP_PID" "$LOAD_CPU"
 
+  # The floor: the same upstream call through the same libraries, with none of unicrm's work.
+  spawn "$PROXY_CPU" "$WORK/floor.log" "$BUILD/floor" --listen "$FLOOR_PORT" \
+    --upstream "http://127.0.0.1:$UP_PORT"
+  local floor_pid=$LAST_PID
+  wait_http "$FLOOR_PORT" floor
+
   local c
   for c in 64 256; do
     for _ in $(seq 1 "$ROUNDS"); do
       measure unicrm "$UCRM_PID" "$UP_PORT" "$c" "http://127.0.0.1:$UCRM_PORT$ASSOC_PATH" \
+        "$WORK/body_one.json"
+      measure floor "$floor_pid" "$UP_PORT" "$c" "http://127.0.0.1:$FLOOR_PORT$ASSOC_PATH" \
         "$WORK/body_one.json"
       # raw relays the provider's bytes, so unicrm answers exactly what nginx answers.
       [ "$c" != 64 ] || measure unicrm_raw "$UCRM_PID" "$UP_PORT" "$c" \
@@ -623,6 +646,8 @@ scenario_proxy() {
         "$WORK/body_one.json"
     done
   done
+
+  stop "$floor_pid"
 
   # The same at 64 connections with each proxy writing one access-log line per request.
   log "access logs on: unicrm --log-level info, nginx access_log to a file"
@@ -648,9 +673,13 @@ scenario_proxy() {
   summary_row direct 64
   summary_row unicrm 64 nginx
   summary_row unicrm_raw 64 nginx
+  summary_row floor 64 nginx
   summary_row nginx 64
   summary_row unicrm 256 nginx
+  summary_row floor 256 nginx
   summary_row nginx 256
+  ratio_row unicrm floor 64
+  ratio_row unicrm floor 256
   summary_row unicrm_log 64 nginx_log
   summary_row nginx_log 64
 }
@@ -849,7 +878,7 @@ header() {
     "wrk -t1 + upstream nginx + mock_crm on CPU$LOAD_CPU; R_direct: upstream on" \
     "CPU$PROXY_CPU, wrk on CPU$LOAD_CPU"
   out "runs: warm-up ${WARMUP}s + ${DURATION}s each, $ROUNDS rounds alternated" \
-    "(unicrm, nginx, ...); medians shown; access logs off unless named *_log"
+    "(unicrm, floor, nginx, ...); medians shown; access logs off unless named *_log"
   out "unicrm upstream config (proxy, fanout, idle): $UP_CFG_BENCH"
   out "SUMMARY columns: rps = median (min-max of the rounds); p50/p99 = medians;" \
     "cpu = server process CPU% (user, system) / whole CPU$PROXY_CPU busy%;" \
