@@ -11,8 +11,9 @@
  *
  *   floor --listen PORT --upstream http://127.0.0.1:PORT
  *
- * It is a measuring instrument, not a proxy: no timeouts, no limits, no error answers beyond
- * a 502 when the upstream call fails.
+ * bench/run.sh links it with mimalloc, as the unicrm executable is. It is a measuring
+ * instrument, not a proxy: no client timeouts, no limits, no error answers beyond a 502 when
+ * the upstream call fails.
  */
 #define _GNU_SOURCE
 #include <stdio.h>

@@ -90,7 +90,8 @@ setup() {
     die "build failed (see $WORK/cmake.log)"
   # shellcheck disable=SC2046
   cc -O2 -g -std=c11 -o "$BUILD/floor" "$ROOT/bench/floor.c" \
-    $(pkg-config --cflags --libs libuv libllhttp libcurl) >>"$WORK/cmake.log" 2>&1 ||
+    $(pkg-config --cflags --libs libuv libllhttp libcurl) -Wl,--no-as-needed -lmimalloc \
+    >>"$WORK/cmake.log" 2>&1 ||
     die "floor.c does not build (see $WORK/cmake.log)"
 
   printf '{"entity":"leads","entity_id":"%s","associations":{"contacts":[{"id":"123"}]}}' \

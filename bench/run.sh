@@ -207,7 +207,8 @@ setup() {
     die "idle_conns.c does not build"
   # shellcheck disable=SC2046
   cc -O2 -Wall -Wextra -std=c11 -o "$BUILD/floor" "$BENCH/floor.c" \
-    $(pkg-config --cflags --libs libuv libllhttp libcurl) >>"$WORK/cmake.log" 2>&1 ||
+    $(pkg-config --cflags --libs libuv libllhttp libcurl) -Wl,--no-as-needed -lmimalloc \
+    >>"$WORK/cmake.log" 2>&1 ||
     die "floor.c does not build (see $WORK/cmake.log)"
 
   write_bodies
