@@ -81,6 +81,7 @@ struct srv {
   int draining;
   uv_idle_t drain_check; /* reports "drained" from a clean stack, not from inside a close */
   uv_check_t uncork;     /* after each loop turn's I/O: flushes the corked connections */
+  uv_prepare_t uncork_pre; /* and before the loop blocks, for corks made outside the poll phase */
   struct srv_conn *corked;
   srv_drained_cb on_drained;
   char read_buf[SRV_READ_BUF];
@@ -284,9 +285,9 @@ static void srv_batch_end(struct srv_conn *c) {
     srv_after_write(c);
 }
 
-static void srv_on_uncork(uv_check_t *h) {
-  struct srv *s = h->data;
-  uv_check_stop(h);
+static void srv_uncork_all(struct srv *s) {
+  uv_check_stop(&s->uncork);
+  uv_prepare_stop(&s->uncork_pre);
   while (s->corked != NULL) {
     struct srv_conn *c = s->corked;
     s->corked = c->cork_next;
@@ -294,6 +295,14 @@ static void srv_on_uncork(uv_check_t *h) {
     c->corked = 0;
     srv_batch_end(c);
   }
+}
+
+static void srv_on_uncork(uv_check_t *h) {
+  srv_uncork_all(h->data);
+}
+
+static void srv_on_uncork_pre(uv_prepare_t *h) {
+  srv_uncork_all(h->data);
 }
 
 /* Holds what the connection sends until this loop turn's I/O is done. */
@@ -306,6 +315,7 @@ static void srv_cork(struct srv_conn *c) {
   c->cork_next = s->corked;
   s->corked = c;
   uv_check_start(&s->uncork, srv_on_uncork);
+  uv_prepare_start(&s->uncork_pre, srv_on_uncork_pre);
 }
 
 static void srv_uncork_forget(struct srv_conn *c) {
@@ -812,7 +822,9 @@ static void srv_on_input(struct srv_conn *c, uv_stream_t *stream, ssize_t nread,
                          const uv_buf_t *buf) {
   if (nread < 0) {
     /* EOF or a reset: the client is gone, so stop whatever work it started. */
-    if (nread == UV_EOF && c->state == SRV_IDLE && c->in.len == 0 && c->writes_pending > 0) {
+    /* Answers still held in out (a batch or a cork) count as leaving, as queued writes do. */
+    if (nread == UV_EOF && (c->state == SRV_IDLE || c->state == SRV_CLOSING) && c->in.len == 0 &&
+        (c->writes_pending > 0 || c->out.len > 0)) {
       c->close_after_write = 1;
       return;
     }
@@ -987,6 +999,8 @@ int srv_new(uv_loop_t *loop, const struct srv_opts *opts, struct srv **out) {
   s->drain_check.data = s;
   uv_check_init(loop, &s->uncork);
   s->uncork.data = s;
+  uv_prepare_init(loop, &s->uncork_pre);
+  s->uncork_pre.data = s;
   *out = s;
   return 0;
 }
@@ -1087,6 +1101,8 @@ void srv_close(struct srv *s) {
     uv_close((uv_handle_t *)&s->drain_check, NULL);
   if (!uv_is_closing((uv_handle_t *)&s->uncork))
     uv_close((uv_handle_t *)&s->uncork, NULL);
+  if (!uv_is_closing((uv_handle_t *)&s->uncork_pre))
+    uv_close((uv_handle_t *)&s->uncork_pre, NULL);
 }
 
 void srv_free(struct srv *s) {
