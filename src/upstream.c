@@ -12,6 +12,7 @@
 
 #define UP_FREE_EASY_MAX 256
 #define UP_ORIGIN_MAX 256
+#define UCRM_ETIMEDOUT_QUEUED 1 /* up_pump only: the call's time ran out in its lane */
 
 /*
  * The calls to one origin ("https://host:port"): how many are in curl, and the ones waiting
@@ -546,12 +547,18 @@ static void up_pump(struct up_engine *e) {
 
       /* The wait counts against the call's own timeout, as it would inside curl. */
       uint64_t waited = uv_now(e->loop) - c->queued_at;
-      c->timeout_ms = (long)waited < c->timeout_ms ? c->timeout_ms - (long)waited : 1;
-      int rc = up_start_now(e, c);
+      int rc = UCRM_ETIMEDOUT_QUEUED;
+      if ((long)waited < c->timeout_ms) {
+        c->timeout_ms -= (long)waited;
+        rc = up_start_now(e, c);
+      }
       if (rc != 0) {
+        /* Out of time in the queue: it fails as a timeout without ever being sent. */
         up_unlink(e, c);
         c->lane = NULL;
-        c->result = rc == UCRM_ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+        c->result = rc == UCRM_ETIMEDOUT_QUEUED ? CURLE_OPERATION_TIMEDOUT
+                    : rc == UCRM_ENOMEM         ? CURLE_OUT_OF_MEMORY
+                                                : CURLE_FAILED_INIT;
         c->on_done(c);
       }
     }
