@@ -1084,8 +1084,15 @@ void srv_drain(struct srv *s, srv_drained_cb cb) {
   for (struct srv_conn *c = s->conns; c != NULL; c = next) {
     next = c->next;
     c->keep_alive = 0;
-    if (c->state == SRV_IDLE && c->in.len == 0)
+    if (c->state != SRV_IDLE || c->in.len != 0)
+      continue;
+    if (c->out.len == 0 && c->writes_pending == 0) {
       srv_conn_close(c);
+    } else { /* an answer is still held or leaving: close once it is out */
+      c->state = SRV_CLOSING;
+      uv_timer_stop(&c->timer);
+      c->close_after_write = 1;
+    }
   }
   srv_recheck_drain(s);
 }
