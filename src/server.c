@@ -23,6 +23,12 @@
 #define SRV_PENDING_MAX (256 * 1024)
 /* Answers held for one write (pipelining) leave early past this size. */
 #define SRV_BATCH_MAX (64 * 1024)
+/*
+ * Answers waiting for a client to read them: past this, the connection's pipelined requests
+ * are left unparsed and reading stops until the socket has taken half of it. Without it, a
+ * client that pipelines cheap requests and never reads makes us queue answers without bound.
+ */
+#define SRV_OUT_HIGH (256 * 1024)
 
 /* IDLE: between requests; READING: a request is arriving; BUSY: a handler has it;
  * CLOSING: the last response is leaving and nothing more is parsed. */
@@ -79,8 +85,8 @@ struct srv {
   struct srv_conn *conns;
   int nconns;
   int draining;
-  uv_idle_t drain_check; /* reports "drained" from a clean stack, not from inside a close */
-  uv_check_t uncork;     /* after each loop turn's I/O: flushes the corked connections */
+  uv_idle_t drain_check;   /* reports "drained" from a clean stack, not from inside a close */
+  uv_check_t uncork;       /* after each loop turn's I/O: flushes the corked connections */
   uv_prepare_t uncork_pre; /* and before the loop blocks, for corks made outside the poll phase */
   struct srv_conn *corked;
   srv_drained_cb on_drained;
@@ -99,6 +105,9 @@ struct srv_write {
 
 static void srv_conn_close(struct srv_conn *c);
 static void srv_process(struct srv_conn *c);
+static void srv_recheck_drain(struct srv *s);
+static void srv_batch_begin(struct srv_conn *c);
+static void srv_batch_end(struct srv_conn *c);
 static void srv_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
@@ -166,6 +175,11 @@ static struct srv_conn *srv_conn_of(llhttp_t *p) {
   return p->data;
 }
 
+/* Bytes of answers the client has not taken yet: queued in libuv, or held for one write. */
+static size_t srv_out_bytes(const struct srv_conn *c) {
+  return c->tcp.write_queue_size + c->out.len;
+}
+
 /* ---- writing ---- */
 
 static void srv_after_write(struct srv_conn *c) {
@@ -189,6 +203,18 @@ static void srv_on_write(uv_write_t *req, int status) {
   if (c->writes_pending == 0 && c->state == SRV_BUSY && c->req.on_drain != NULL)
     c->req.on_drain(c->req.drain_data);
   srv_after_write(c);
+  if (c->closing)
+    return;
+  if (c->writes_pending == 0)
+    srv_recheck_drain(c->srv); /* a drain waits for answers to leave, not only to be made */
+
+  /* Pipelined requests held back while the client was not reading: go on with them. */
+  if ((c->state == SRV_IDLE || c->state == SRV_READING) && (c->in.len > 0 || c->reading_stopped) &&
+      srv_out_bytes(c) < SRV_OUT_HIGH / 2) {
+    srv_batch_begin(c);
+    srv_process(c);
+    srv_batch_end(c);
+  }
 }
 
 /* Writes what the socket takes now and queues the rest; takes ownership of data. */
@@ -331,8 +357,13 @@ static int srv_head(struct ubuf *out, struct srv_conn *c, int status, const char
                     const char *extra) {
   struct srv_req *r = &c->req;
   /* Appended piece by piece: formatting with printf was a visible share of each request. */
-  const char *parts[] = {" ",  srv_reason(status),   "\r\nDate: ", srv_date(c->srv),
-                         "\r\nX-Request-Id: ", r->request_id, "\r\n"};
+  const char *parts[] = {" ",
+                         srv_reason(status),
+                         "\r\nDate: ",
+                         srv_date(c->srv),
+                         "\r\nX-Request-Id: ",
+                         r->request_id,
+                         "\r\n"};
   int rc = ubuf_puts(out, "HTTP/1.1 ");
   rc = rc != 0 ? rc : ubuf_put_uint(out, (unsigned)status);
   for (size_t i = 0; rc == 0 && i < UCRM_ARRAY_LEN(parts); i++)
@@ -369,10 +400,16 @@ static void srv_access_log(struct srv_conn *c) {
        r->log_retries, (unsigned long long)(srv_now_ms(c->srv) - r->start_ms));
 }
 
-/* Drained: no request is arriving or being handled (answers may still be leaving). */
+/*
+ * Drained: no request is arriving or being handled, and every answer has reached its socket
+ * (closing the connections before would cut the answers still queued). A client that never
+ * reads holds the drain until drain_timeout_ms.
+ */
 static int srv_drained(const struct srv *s) {
   for (const struct srv_conn *c = s->conns; c != NULL; c = c->next) {
-    if (!c->closing && (c->state == SRV_READING || c->state == SRV_BUSY))
+    if (c->closing)
+      continue;
+    if (c->state == SRV_READING || c->state == SRV_BUSY || srv_out_bytes(c) > 0)
       return 0;
   }
   return 1;
@@ -788,7 +825,8 @@ static void srv_process(struct srv_conn *c) {
     return; /* the loop below, further up the stack, carries on */
 
   c->processing = 1;
-  while ((c->state == SRV_IDLE || c->state == SRV_READING) && !c->closing && c->in.len > 0) {
+  while ((c->state == SRV_IDLE || c->state == SRV_READING) && !c->closing && c->in.len > 0 &&
+         srv_out_bytes(c) < SRV_OUT_HIGH) {
     size_t used = srv_execute(c, c->in.data, c->in.len);
     if (!c->closing)
       ubuf_consume(&c->in, used);
@@ -803,7 +841,13 @@ static void srv_process(struct srv_conn *c) {
     srv_arm_timer(c);
   if (c->in.len == 0 && c->in.cap > 16384)
     ubuf_free(&c->in); /* give back what a large pipelined burst needed */
-  if (c->reading_stopped && c->in.len < SRV_PENDING_MAX / 2) {
+  int out_full = srv_out_bytes(c) >= SRV_OUT_HIGH;
+  if (out_full && !c->reading_stopped) {
+    /* The client is not reading its answers: let TCP push back on its requests too. */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading_stopped = 1;
+  } else if (c->reading_stopped && !out_full && c->in.len < SRV_PENDING_MAX / 2 &&
+             srv_out_bytes(c) < SRV_OUT_HIGH / 2) {
     c->reading_stopped = 0;
     uv_read_start((uv_stream_t *)&c->tcp, srv_alloc, srv_on_read);
   }

@@ -12,7 +12,6 @@
 
 #define UP_FREE_EASY_MAX 256
 #define UP_ORIGIN_MAX 256
-#define UCRM_ETIMEDOUT_QUEUED 1 /* up_pump only: the call's time ran out in its lane */
 
 /*
  * The calls to one origin ("https://host:port"): how many are in curl, and the ones waiting
@@ -545,22 +544,21 @@ static void up_pump(struct up_engine *e) {
       up_lane_remove(l, c);
       c->queued = 0;
 
-      /* The wait counts against the call's own timeout, as it would inside curl. */
+      /* The wait counts against the call's own timeout, as it would inside curl. A call whose
+       * time ran out in the queue fails as a timeout without ever reaching the provider. */
       uint64_t waited = uv_now(e->loop) - c->queued_at;
-      int rc = UCRM_ETIMEDOUT_QUEUED;
+      CURLcode failed = CURLE_OPERATION_TIMEDOUT;
       if ((long)waited < c->timeout_ms) {
         c->timeout_ms -= (long)waited;
-        rc = up_start_now(e, c);
+        int rc = up_start_now(e, c);
+        if (rc == 0)
+          continue;
+        failed = rc == UCRM_ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
       }
-      if (rc != 0) {
-        /* Out of time in the queue: it fails as a timeout without ever being sent. */
-        up_unlink(e, c);
-        c->lane = NULL;
-        c->result = rc == UCRM_ETIMEDOUT_QUEUED ? CURLE_OPERATION_TIMEDOUT
-                    : rc == UCRM_ENOMEM         ? CURLE_OUT_OF_MEMORY
-                                                : CURLE_FAILED_INIT;
-        c->on_done(c);
-      }
+      up_unlink(e, c);
+      c->lane = NULL;
+      c->result = failed;
+      c->on_done(c);
     }
   }
 }
@@ -578,8 +576,7 @@ int up_call_start(struct up_engine *e, struct up_call *c) {
   c->lane = up_lane_of(e, c->url);
 
   /* Behind others already waiting, or over the origin's connections: wait in line. */
-  if (c->lane != NULL &&
-      (c->lane->head != NULL || c->lane->busy >= e->cfg->max_host_connections)) {
+  if (c->lane != NULL && (c->lane->head != NULL || c->lane->busy >= e->cfg->max_host_connections)) {
     c->queued = 1;
     c->queued_at = uv_now(e->loop);
     up_lane_push(c->lane, c);
