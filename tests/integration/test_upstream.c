@@ -1,7 +1,7 @@
 /*
  * Provider failures as the caller sees them: status mapping, raw_response, retries with
  * Retry-After and backoff, timeouts, resets, partial failures reported link by link,
- * Salesforce collections and token refresh; and no secret in any log line.
+ * Salesforce collections and token refresh; connection reuse; and no secret in any log line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,6 +313,40 @@ static void test_request_id_travels(void **state) {
   yajl_tree_free(calls);
 }
 
+/* How many times needle occurs in the file at path. */
+static int count_in_file(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    for (const char *p = strstr(line, needle); p != NULL; p = strstr(p + 1, needle))
+      n++;
+  }
+  fclose(f);
+  return n;
+}
+
+/*
+ * Calls made one after another share one pooled connection: curl reports no new connection
+ * (CURLINFO_NUM_CONNECTS, logged at debug level) for any call after the first.
+ */
+static void test_calls_reuse_one_connection(void **state) {
+  struct h_proc u;
+  assert_int_equal(h_unicrm_start_args(&u, g_fx.mock.port, NULL, "--log-level debug"), 0);
+  for (int i = 0; i < 6; i++) {
+    struct h_resp r;
+    h_associate(u.port, H_PIPEDRIVE, NULL, PD_LEAD_BODY, &r);
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+  }
+  assert_int_equal(h_stop(&u), 0);
+
+  assert_int_equal(count_in_file(u.log_path, "comp=upstream"), 6);
+  assert_int_equal(count_in_file(u.log_path, "new_connections=1"), 1);
+  assert_int_equal(count_in_file(u.log_path, "new_connections=0"), 5);
+}
+
 /* Runs last: every error path above has been logged by now. */
 static void test_no_secret_in_logs(void **state) {
   const char *secrets[] = {H_PD_TOKEN,           H_CLOSE_KEY,           H_ATTIO_TOKEN,
@@ -346,6 +380,7 @@ int main(void) {
       cmocka_unit_test_setup(test_salesforce_expired_without_refresh_is_401, fx_reset),
       cmocka_unit_test_setup(test_redirect_not_followed, fx_reset),
       cmocka_unit_test_setup(test_request_id_travels, fx_reset),
+      cmocka_unit_test_setup(test_calls_reuse_one_connection, fx_reset),
       cmocka_unit_test(test_no_secret_in_logs),
   };
   return cmocka_run_group_tests_name("upstream", tests, group_setup, fx_group_teardown);
