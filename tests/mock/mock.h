@@ -125,10 +125,11 @@ struct mock_resp {
   struct mock_header *headers;
   size_t nheaders;
   struct mock_buf body;
-  int no_body;           /* 204: neither body nor Content-Length */
-  int reset;             /* a "close" fault: drop the connection without an answer */
-  uint64_t delay_ms;     /* wait this long (a uv timer) before answering */
-  uint64_t stream_bytes; /* body_bytes fault: a generated body of about this size */
+  int no_body;            /* 204: neither body nor Content-Length */
+  int reset;              /* a "close" fault: drop the connection without an answer */
+  uint64_t delay_ms;      /* wait this long (a uv timer) before answering */
+  uint64_t stream_bytes;  /* body_bytes fault: a generated body of about this size */
+  uint64_t tail_delay_ms; /* and its closing bytes held back this long after the rest */
 };
 
 void mock_resp_init(struct mock_resp *resp);
@@ -222,6 +223,7 @@ struct mock_fault {
   int64_t times; /* -1 forever, 0 spent */
   uint64_t body_bytes;
   int has_body_bytes;
+  uint64_t tail_delay_ms; /* with body_bytes: the document's closing bytes come this late */
   int close;
 };
 

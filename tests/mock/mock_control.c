@@ -171,6 +171,9 @@ static const char *mock_fault_number(const char *key, yajl_val v, struct mock_fa
   } else if (strcmp(key, "times") == 0) {
     err = mock_take_int(v, -1, 1000000000, &n);
     f->times = n;
+  } else if (strcmp(key, "tail_delay_ms") == 0) {
+    err = mock_take_int(v, 0, 3600000, &n);
+    f->tail_delay_ms = (uint64_t)n;
   } else {
     err = mock_take_int(v, 0, (long long)1 << 40, &n);
     f->body_bytes = (uint64_t)n;
@@ -197,7 +200,7 @@ static const char *mock_fault_member(const char *key, yajl_val v, struct mock_fa
     return NULL;
   }
   if (strcmp(key, "status") == 0 || strcmp(key, "delay_ms") == 0 || strcmp(key, "times") == 0 ||
-      strcmp(key, "body_bytes") == 0)
+      strcmp(key, "body_bytes") == 0 || strcmp(key, "tail_delay_ms") == 0)
     return mock_fault_number(key, v, f);
   return "is not a known fault key";
 }

@@ -59,11 +59,14 @@ struct mock_conn {
   int draining;
   int closing;
 
-  /* A body_bytes answer, generated piece by piece. */
+  /* A body_bytes answer, generated piece by piece; with a tail delay, the pieces stop at
+   * stream_hold (before the document's closing bytes) until the delay has passed. */
   char *piece;
   uint64_t stream_pos;
   uint64_t stream_total;
   uint64_t stream_items;
+  uint64_t stream_hold;
+  uint64_t tail_delay_ms;
 };
 
 /* One queued write: the head and, unless streamed, the body; both freed when it completes. */
@@ -300,9 +303,25 @@ static void mock_on_piece_written(uv_write_t *w, int status) {
     mock_stream_next(c);
 }
 
+static void mock_on_tail_due(uv_timer_t *t) {
+  mock_stream_next(t->data);
+}
+
 /* Only one piece is in flight, so a slow reader holds the mock to one piece of memory. */
 static void mock_stream_next(struct mock_conn *c) {
-  size_t n = mock_stream_fill(c, c->piece, MOCK_PIECE_SIZE);
+  size_t cap = MOCK_PIECE_SIZE;
+
+  if (c->tail_delay_ms > 0 && c->stream_pos == c->stream_hold) {
+    uint64_t ms = c->tail_delay_ms;
+
+    c->tail_delay_ms = 0; /* the tail comes once the timer has run */
+    uv_timer_start(&c->timer, mock_on_tail_due, ms, 0);
+    return;
+  }
+  if (c->tail_delay_ms > 0 && c->stream_hold - c->stream_pos < cap)
+    cap = (size_t)(c->stream_hold - c->stream_pos);
+
+  size_t n = mock_stream_fill(c, c->piece, cap);
 
   if (n == 0) {
     free(c->piece);
@@ -334,6 +353,8 @@ static void mock_conn_answer(struct mock_conn *c) {
   }
 
   mock_stream_plan(c, r->stream_bytes);
+  c->stream_hold = c->stream_total - MOCK_SUFFIX_LEN;
+  c->tail_delay_ms = r->tail_delay_ms;
   mock_conn_send(c, r, c->stream_total);
   mock_resp_free(r);
   if (c->is_head)

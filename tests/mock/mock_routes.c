@@ -239,6 +239,7 @@ static int mock_fault_apply(enum mock_provider p, const struct mock_fault *f,
     resp->status = status;
     /* Zero would mean "not streamed"; the smallest generated document is one item anyway. */
     resp->stream_bytes = f->body_bytes > 0 ? f->body_bytes : 1;
+    resp->tail_delay_ms = f->tail_delay_ms;
     return 1;
   }
   if (f->status == 0 && f->body == NULL)
