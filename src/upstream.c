@@ -52,9 +52,16 @@ struct up_engine {
   size_t nfree;
   int active;
   struct up_call *calls; /* in flight, so that closing the engine can stop them */
-  int handles_open;      /* timer + kick, freed once both closed */
+  int handles_open;      /* timer, kick and expiry; freed once all three closed */
   struct up_lane *lanes;
   int pump; /* a lane has room and a queue: start its calls on the next kick */
+
+  /*
+   * Wakes up when the first queued call's timeout runs out, so a call stuck behind busy
+   * connections fails on time rather than when a connection next frees up.
+   */
+  uv_timer_t expiry;
+  uint64_t expiry_at; /* loop time it is armed for; 0 when it is not */
 
   /*
    * Transfers cancelled from inside one of curl's callbacks, where curl refuses multi calls;
@@ -535,6 +542,62 @@ static int up_start_now(struct up_engine *e, struct up_call *c) {
   return 0;
 }
 
+static uint64_t up_queued_deadline(const struct up_call *c) {
+  return c->queued_at + (uint64_t)c->timeout_ms;
+}
+
+static void up_on_expiry(uv_timer_t *t);
+
+static void up_expiry_start(struct up_engine *e, uint64_t deadline) {
+  uint64_t now = uv_now(e->loop);
+  e->expiry_at = deadline;
+  uv_timer_start(&e->expiry, up_on_expiry, deadline > now ? deadline - now : 0, 0);
+}
+
+/* Arms the expiry timer for deadline unless it already fires earlier. */
+static void up_expiry_arm(struct up_engine *e, uint64_t deadline) {
+  if (e->expiry_at == 0 || deadline < e->expiry_at)
+    up_expiry_start(e, deadline);
+}
+
+/* Fails every queued call whose time is up, then waits for the next one to run out. */
+static void up_on_expiry(uv_timer_t *t) {
+  struct up_engine *e = t->data;
+  uint64_t now = uv_now(e->loop);
+  struct up_call *expired = NULL;
+  uint64_t next = 0;
+
+  e->expiry_at = 0;
+  for (struct up_lane *l = e->lanes; l != NULL; l = l->next) {
+    struct up_call *c = l->head;
+    while (c != NULL) {
+      struct up_call *after = c->qnext;
+      if (up_queued_deadline(c) <= now) {
+        up_lane_remove(l, c);
+        c->queued = 0;
+        c->qnext = expired;
+        expired = c;
+      } else if (next == 0 || up_queued_deadline(c) < next) {
+        next = up_queued_deadline(c);
+      }
+      c = after;
+    }
+  }
+  if (next != 0)
+    up_expiry_start(e, next);
+
+  /* Their callbacks run last: one may queue a new call (a retry), which re-arms the timer. */
+  while (expired != NULL) {
+    struct up_call *c = expired;
+    expired = c->qnext;
+    c->qnext = NULL;
+    up_unlink(e, c);
+    c->lane = NULL;
+    c->result = CURLE_OPERATION_TIMEDOUT;
+    c->on_done(c);
+  }
+}
+
 /* Starts queued calls while their origin has room; one that cannot start fails at once. */
 static void up_pump(struct up_engine *e) {
   e->pump = 0;
@@ -581,6 +644,7 @@ int up_call_start(struct up_engine *e, struct up_call *c) {
     c->queued_at = uv_now(e->loop);
     up_lane_push(c->lane, c);
     up_link(e, c);
+    up_expiry_arm(e, up_queued_deadline(c));
     return 0;
   }
 
@@ -651,9 +715,11 @@ int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct u
 
   uv_timer_init(loop, &e->timer);
   uv_idle_init(loop, &e->kick);
+  uv_timer_init(loop, &e->expiry);
   e->timer.data = e;
   e->kick.data = e;
-  e->handles_open = 2;
+  e->expiry.data = e;
+  e->handles_open = 3;
 
   curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, up_on_socket);
   curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
@@ -705,4 +771,5 @@ void up_engine_close(struct up_engine *e) {
 
   uv_close((uv_handle_t *)&e->timer, up_engine_handle_closed);
   uv_close((uv_handle_t *)&e->kick, up_engine_handle_closed);
+  uv_close((uv_handle_t *)&e->expiry, up_engine_handle_closed);
 }

@@ -76,7 +76,8 @@ int up_engine_new(uv_loop_t *loop, const struct ucrm_upstream_cfg *cfg, struct u
  * Calls to one origin (scheme, host and port) beyond max_host_connections wait in the engine,
  * first come first served, rather than inside curl: curl would hold them as pending transfers
  * and rescan them all whenever a connection frees up, which costs more the more there are.
- * Their time in that queue counts against timeout_ms.
+ * Their time in that queue counts against timeout_ms: one whose timeout_ms runs out while it
+ * waits fails then with CURLE_OPERATION_TIMEDOUT, without ever being sent.
  */
 int up_call_start(struct up_engine *e, struct up_call *c);
 

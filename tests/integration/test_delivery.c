@@ -451,6 +451,62 @@ static void test_call_timed_out_in_lane_is_not_sent(void **state) {
 
 /* ---- clients that read slowly or not at all ---- */
 
+/*
+ * A call queued behind a busy connection fails when its own time runs out, not when the
+ * connection frees up: a two-call request (B) started first has its second call queued
+ * behind a later request's slow call (A), whose own deadline comes almost 2 s later.
+ */
+static void test_call_queued_in_lane_fails_at_its_deadline(void **state) {
+  start("\"upstream\":{\"max_host_connections\":1,\"max_inflight_per_account\":64,"
+        "\"timeout_ms\":10000,\"max_retries\":0},\"limits\":{\"request_timeout_ms\":3000},",
+        "[{\"path_prefix\":\"/api/v2/deals/1\",\"delay_ms\":2000,\"times\":-1},"
+        "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":10000,\"times\":-1}]");
+  static const char two_deals[] = "{\"entity\":\"contacts\",\"entity_id\":\"42\","
+                                  "\"associations\":{\"opportunities\":[{\"id\":\"1\"},"
+                                  "{\"id\":\"2\"}]}}";
+  char req[1024];
+  snprintf(req, sizeof(req),
+           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
+           "Host: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+           strlen(two_deals), two_deals);
+  int b = h_connect(g_fx.unicrm.port);
+  assert_true(b >= 0);
+  uint64_t t0 = now_ms();
+  assert_int_equal(write(b, req, strlen(req)), (ssize_t)strlen(req));
+  wait_calls(1); /* B's first deal holds the only connection for 2 s */
+
+  sleep_ms(1000);
+  int a = post_assoc("unified", "Connection: close\r\n"); /* waits in the lane, then 3 s */
+
+  char out[8192];
+  h_read_to_close(b, 8000, out, sizeof(out));
+  uint64_t took = now_ms() - t0;
+  close(b);
+  close(a);
+  if (strncmp(out, "HTTP/1.1 504 ", 13) != 0 || took > 4000)
+    fprintf(stderr, "B after %llu ms: %.300s\n", (unsigned long long)took, out);
+  assert_memory_equal(out, "HTTP/1.1 504 ", 13);
+  /* B's deadline is at 3.0 s; A's call would free the connection only at about 4.9 s. */
+  assert_true(took >= 2500);
+  assert_true(took < 4000);
+  const char *json = strstr(out, "\r\n\r\n");
+  assert_non_null(json);
+  yajl_val v = h_json(json + 4);
+  assert_string_equal(h_str(v, "results/0/status"), "applied");
+  assert_string_equal(h_str(v, "results/1/status"), "failed");
+  yajl_tree_free(v);
+
+  /* B's second deal never reached the provider: only B's first call and A's were made. */
+  yajl_val calls = h_mock_calls(g_fx.mock.port);
+  size_t deal2 = 0;
+  for (size_t i = 0; i < calls->u.array.len; i++) {
+    const char *path = h_str(calls->u.array.values[i], "path");
+    deal2 += path != NULL && strcmp(path, "/api/v2/deals/2") == 0;
+  }
+  yajl_tree_free(calls);
+  assert_int_equal(deal2, 0);
+}
+
 static long rss_kib(pid_t pid) {
   char path[64], line[256];
   snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -606,6 +662,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_sigterm_keeps_held_stream_answer, teardown),
       cmocka_unit_test_teardown(test_relay_from_timer_phase_leaves_at_once, teardown),
       cmocka_unit_test_teardown(test_call_timed_out_in_lane_is_not_sent, teardown),
+      cmocka_unit_test_teardown(test_call_queued_in_lane_fails_at_its_deadline, teardown),
       cmocka_unit_test_teardown(test_pipelining_client_that_never_reads_is_bounded, teardown),
       cmocka_unit_test_teardown(test_drain_waits_for_raw_answer_queued_to_slow_reader, teardown),
       cmocka_unit_test_teardown(test_drain_waits_for_stream_answer_queued_to_slow_reader, teardown),
