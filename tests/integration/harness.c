@@ -393,6 +393,20 @@ int h_free_port(void) {
   return ntohs(sa.sin_port);
 }
 
+long h_rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kib = -1;
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+    if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+      break;
+  }
+  if (f != NULL)
+    fclose(f);
+  return kib;
+}
+
 long long h_write_calls(pid_t pid) {
   char path[64], line[128];
   snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);

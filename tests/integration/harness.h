@@ -116,6 +116,9 @@ size_t h_read_to_close(int fd, int timeout_ms, char *out, size_t outlen);
  */
 int h_free_port(void);
 
+/* Resident memory of process pid (VmRSS in /proc/PID/status) in KiB; -1 if unknown. */
+long h_rss_kib(pid_t pid);
+
 /* Write system calls process pid has made so far (syscw in /proc/PID/io); -1 if unknown. */
 long long h_write_calls(pid_t pid);
 

@@ -507,20 +507,6 @@ static void test_call_queued_in_lane_fails_at_its_deadline(void **state) {
   assert_int_equal(deal2, 0);
 }
 
-static long rss_kib(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kib = -1;
-  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-    if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-      break;
-  }
-  if (f != NULL)
-    fclose(f);
-  return kib;
-}
-
 struct flood {
   size_t sent;
   int blocked; /* nothing could be sent for 300 ms: unicrm stopped taking requests */
@@ -574,11 +560,11 @@ static void test_pipelining_client_that_never_reads_is_bounded(void **state) {
   flood(fd, 2500, 8 << 20);
   close(fd);
   sleep_ms(100 * slow_factor());
-  long before = rss_kib(g_fx.unicrm.pid);
+  long before = h_rss_kib(g_fx.unicrm.pid);
 
   fd = connect_small(4096, 0);
   struct flood f = flood(fd, 2500, SIZE_MAX);
-  long after = rss_kib(g_fx.unicrm.pid);
+  long after = h_rss_kib(g_fx.unicrm.pid);
   if (!f.blocked || (!UNDER_ASAN && after - before >= 32 * 1024))
     fprintf(stderr, "sent %zu KiB of requests, blocked: %d; unicrm VmRSS %ld -> %ld KiB\n",
             f.sent / 1024, f.blocked, before, after);

@@ -381,26 +381,12 @@ static void test_large_body_stream_and_raw(void **state) {
   h_resp_free(&r);
 }
 
-static long rss_kib(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kib = -1;
-  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-    if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-      break;
-  }
-  if (f != NULL)
-    fclose(f);
-  return kib;
-}
-
 /* A client that stops reading: unicrm stops reading the provider instead of buffering. */
 static void test_slow_reader_backpressure(void **state) {
   if (getenv("UNICRM_WRAPPER") != NULL)
     skip(); /* a tool's own memory would blur the measurement */
   fault("{\"path_prefix\":\"/v1/leads/\",\"body_bytes\":48000000}");
-  long before = rss_kib(g_fx.unicrm.pid);
+  long before = h_rss_kib(g_fx.unicrm.pid);
 
   char req[512];
   snprintf(req, sizeof(req),
@@ -412,7 +398,7 @@ static void test_slow_reader_backpressure(void **state) {
   /* h_raw reads at most 4 KiB here, then closes: meanwhile the body keeps coming. */
   int fd_bytes = h_raw(g_fx.unicrm.port, req, strlen(req), 1500, small, sizeof(small));
   assert_true(fd_bytes > 0);
-  long during = rss_kib(g_fx.unicrm.pid);
+  long during = h_rss_kib(g_fx.unicrm.pid);
   assert_true(during - before < 24 * 1024); /* far below the 48 MB body */
 
   struct h_resp r;
