@@ -393,32 +393,30 @@ int h_free_port(void) {
   return ntohs(sa.sin_port);
 }
 
-long h_rss_kib(pid_t pid) {
+/* The number after "key:" in /proc/PID/file (status, io, ...); -1 if the line is not there. */
+static long long h_proc_number(pid_t pid, const char *file, const char *key) {
   char path[64], line[256];
-  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
   FILE *f = fopen(path, "r");
-  long kib = -1;
-  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-    if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-      break;
-  }
-  if (f != NULL)
-    fclose(f);
-  return kib;
-}
-
-long long h_write_calls(pid_t pid) {
-  char path[64], line[128];
-  snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
-  FILE *f = fopen(path, "r");
+  size_t klen = strlen(key);
   long long n = -1;
   while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-    if (sscanf(line, "syscw: %lld", &n) == 1)
+    if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+      n = strtoll(line + klen + 1, NULL, 10);
       break;
+    }
   }
   if (f != NULL)
     fclose(f);
   return n;
+}
+
+long h_rss_kib(pid_t pid) {
+  return (long)h_proc_number(pid, "status", "VmRSS");
+}
+
+long long h_write_calls(pid_t pid) {
+  return h_proc_number(pid, "io", "syscw");
 }
 
 long long h_log_lines(const char *path) {
