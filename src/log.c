@@ -1,13 +1,28 @@
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum ulog_level ulog_min = ULOG_INFO;
 
 static const char *const ulog_names[] = {"debug", "info", "warn", "error"};
+
+/*
+ * Held lines wait here for ulog_flush. 4096 bytes is PIPE_BUF: one write of whole lines reaches
+ * a pipe that several workers share in one piece, so their lines never interleave mid-line (a
+ * file opened with O_APPEND takes each write whole too).
+ */
+static char ulog_pending[4096];
+static size_t ulog_pending_len;
+static int ulog_held;
+
+/* The second the cached "YYYY-MM-DDTHH:MM:SS" stands for; -1 before the first line. */
+static time_t ulog_ts_sec = -1;
+static char ulog_ts[64];
 
 void ulog_set_level(enum ulog_level level) {
   ulog_min = level;
@@ -27,33 +42,78 @@ int ulog_enabled(enum ulog_level level) {
   return level >= ulog_min;
 }
 
+/* A line that cannot be written (stderr closed, a full non-blocking pipe) is dropped: the log
+ * never stops the loop. */
+static void ulog_write(const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(STDERR_FILENO, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return;
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+void ulog_flush(void) {
+  if (ulog_pending_len == 0)
+    return;
+  size_t n = ulog_pending_len;
+  ulog_pending_len = 0;
+  ulog_write(ulog_pending, n);
+}
+
+void ulog_hold(int on) {
+  ulog_held = on;
+  if (!on)
+    ulog_flush();
+}
+
+/* Writes "ts=... level=... comp=... " into line; the date is formatted once a second. */
+static size_t ulog_prefix(char *line, size_t size, enum ulog_level level, const char *comp) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (ts.tv_sec != ulog_ts_sec) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(ulog_ts, sizeof(ulog_ts), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    ulog_ts_sec = ts.tv_sec;
+  }
+
+  int n = snprintf(line, size, "ts=%s.%03ldZ level=%s comp=%s ", ulog_ts, ts.tv_nsec / 1000000,
+                   ulog_names[level], comp);
+  return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
 void ulog(enum ulog_level level, const char *comp, const char *fmt, ...) {
   if (!ulog_enabled(level))
     return;
 
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-
-  /* One buffer and one fwrite, so lines from several workers never interleave mid-line. */
   char line[2048];
-  int n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   ts.tv_nsec / 1000000, ulog_names[level], comp);
-  if (n < 0 || (size_t)n >= sizeof(line))
+  size_t n = ulog_prefix(line, sizeof(line), level, comp);
+  if (n == 0)
     return;
 
   va_list ap;
   va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+  int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
   va_end(ap);
   if (m < 0)
     return;
-
-  size_t len = strlen(line);
+  size_t len = n + strlen(line + n);
   line[len++] = '\n';
-  fwrite(line, 1, len, stderr);
+
+  /* The line joins the held ones, so the order on stderr is the order of the calls. */
+  if (ulog_pending_len + len > sizeof(ulog_pending))
+    ulog_flush();
+  memcpy(ulog_pending + ulog_pending_len, line, len);
+  ulog_pending_len += len;
+
+  /* A warning or an error goes out at once: it may be the last line before a crash. */
+  if (!ulog_held || level >= ULOG_WARN)
+    ulog_flush();
 }
 
 const char *ulog_quote(char *out, size_t outlen, const char *s) {

@@ -4,6 +4,10 @@
  * Every line starts with ts=, level= and comp=; the caller adds the rest as a preformatted
  * "key=value key=value" string. Values that may hold spaces are quoted by ulog_quote. Callers
  * must never pass a credential, a request body or a query value.
+ *
+ * Lines go out one write each, unless held: then they wait (4 KiB at most) until ulog_flush,
+ * which the worker calls at the end of each loop turn, so a turn's lines cost one write. Warnings
+ * and errors always go out at once. The module is not thread-safe; unicrm has one thread.
  */
 #ifndef UCRM_LOG_H
 #define UCRM_LOG_H
@@ -15,6 +19,10 @@ enum ulog_level { ULOG_DEBUG, ULOG_INFO, ULOG_WARN, ULOG_ERROR };
 void ulog_set_level(enum ulog_level level);
 int ulog_parse_level(const char *name, enum ulog_level *out);
 int ulog_enabled(enum ulog_level level);
+
+/* Holds lines until ulog_flush (on) or writes each at once (off, the default; flushes). */
+void ulog_hold(int on);
+void ulog_flush(void);
 
 void ulog(enum ulog_level level, const char *comp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

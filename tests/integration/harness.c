@@ -102,7 +102,7 @@ int h_unicrm_start(struct h_proc *u, int mp, const char *extra) {
   return h_unicrm_start_args(u, mp, extra, "");
 }
 
-static int h_spawn(struct h_proc *u, const char *args) {
+static void h_exec(struct h_proc *u, const char *args) {
   u->pid = fork();
   if (u->pid == 0) {
     h_die_with_parent();
@@ -115,6 +115,10 @@ static int h_spawn(struct h_proc *u, const char *args) {
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
   }
+}
+
+static int h_spawn(struct h_proc *u, const char *args) {
+  h_exec(u, args);
   return h_read_port(u->log_path, &u->port);
 }
 
@@ -127,14 +131,40 @@ static int h_paths(struct h_proc *u) {
   return 0;
 }
 
-int h_unicrm_start_args(struct h_proc *u, int mp, const char *extra, const char *args) {
+static int h_write_config(struct h_proc *u, int mp, const char *extra) {
   h_paths(u);
   FILE *f = fopen(u->cfg_path, "w");
   if (f == NULL)
     return -1;
   fprintf(f, h_config_fmt, extra != NULL ? extra : "", mp, mp, mp, mp, mp, mp, mp, mp);
   fclose(f);
+  return 0;
+}
+
+int h_unicrm_start_args(struct h_proc *u, int mp, const char *extra, const char *args) {
+  if (h_write_config(u, mp, extra) != 0)
+    return -1;
   return h_spawn(u, args);
+}
+
+int h_unicrm_start_quiet(struct h_proc *u, int mp) {
+  if (h_write_config(u, mp, NULL) != 0)
+    return -1;
+  u->port = h_free_port();
+  char args[64];
+  snprintf(args, sizeof(args), "--listen 127.0.0.1:%d --log-level warn", u->port);
+  h_exec(u, args);
+
+  /* No "listening" line at this level: ready once it accepts (the probe logs nothing). */
+  for (int i = 0; i < 300; i++) {
+    int fd = h_connect(u->port);
+    if (fd >= 0) {
+      close(fd);
+      return 0;
+    }
+    h_sleep_ms(20);
+  }
+  return -1;
 }
 
 int h_unicrm_start_config(struct h_proc *u, const char *config_json) {
@@ -335,6 +365,20 @@ int h_file_contains(const char *path, const char *needle) {
   return found;
 }
 
+int h_file_count(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    for (const char *p = strstr(line, needle); p != NULL; p = strstr(p + 1, needle))
+      n++;
+  }
+  fclose(f);
+  return n;
+}
+
 int h_file_wait(const char *path, const char *needle, int timeout_ms) {
   for (int waited = 0; waited <= timeout_ms; waited += 20) {
     if (h_file_contains(path, needle))
@@ -428,4 +472,23 @@ long long h_log_lines(const char *path) {
   if (f != NULL)
     fclose(f);
   return n;
+}
+
+long long h_exchange_writes(const struct h_proc *p, const char *req, char *out, size_t outlen) {
+  int fd = h_connect(p->port);
+  if (fd < 0)
+    return -1;
+  /* The accept and whatever it logs are done before the count starts. */
+  struct timespec settle = {0, 200 * 1000000L};
+  nanosleep(&settle, NULL);
+  long long before = h_write_calls(p->pid);
+  size_t len = strlen(req);
+  if (write(fd, req, len) != (ssize_t)len) {
+    close(fd);
+    return -1;
+  }
+  h_read_to_close(fd, 5000, out, outlen);
+  close(fd);
+  nanosleep(&settle, NULL);
+  return h_write_calls(p->pid) - before;
 }

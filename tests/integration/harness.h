@@ -64,6 +64,10 @@ int h_unicrm_start(struct h_proc *u, int mock_port, const char *extra);
 /* The same with extra command-line arguments (e.g. "--workers 2 --listen 127.0.0.1:N"). */
 int h_unicrm_start_args(struct h_proc *u, int mock_port, const char *extra, const char *args);
 
+/* Starts unicrm against the mock with --log-level warn, so requests log nothing (a count of
+ * its system calls is then its own); on a free port, ready once it accepts. */
+int h_unicrm_start_quiet(struct h_proc *u, int mock_port);
+
 /* Starts unicrm with a config of the test's own (which must listen on 127.0.0.1:0). */
 int h_unicrm_start_config(struct h_proc *u, const char *config_json);
 
@@ -94,6 +98,9 @@ size_t h_mock_ncalls(int mock_port);
 /* Whether the file holds the string; for checking logs. */
 int h_file_contains(const char *path, const char *needle);
 
+/* How many times the string occurs in the file (lines up to 4 KiB); -1 if it cannot be read. */
+int h_file_count(const char *path, const char *needle);
+
 /* Waits up to timeout_ms for the file to hold the string (a log line written just after the
  * answer went out). */
 int h_file_wait(const char *path, const char *needle, int timeout_ms);
@@ -122,7 +129,14 @@ long h_rss_kib(pid_t pid);
 /* Write system calls process pid has made so far (syscw in /proc/PID/io); -1 if unknown. */
 long long h_write_calls(pid_t pid);
 
-/* Lines in a log file; each of unicrm's is one write system call (stderr is unbuffered). */
+/* Lines in a log file. */
 long long h_log_lines(const char *path);
+
+/*
+ * Sends req on a new connection to p, reads the answer into out until p closes, and returns
+ * the write system calls p made meanwhile (-1 on a failed exchange). The count includes p's
+ * log writes; the mock's calls go by sendto, which it does not count.
+ */
+long long h_exchange_writes(const struct h_proc *p, const char *req, char *out, size_t outlen);
 
 #endif

@@ -199,8 +199,8 @@ static void start_one_connection(int delay_ms, const char *upstream_extra) {
   snprintf(cfg, sizeof(cfg),
            "\"upstream\":{\"max_host_connections\":1,\"max_inflight_per_account\":64%s},",
            upstream_extra);
-  snprintf(fault, sizeof(fault),
-           "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":%d,\"times\":-1}", delay_ms);
+  snprintf(fault, sizeof(fault), "{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":%d,\"times\":-1}",
+           delay_ms);
   assert_int_equal(fx_start(cfg), 0);
   assert_int_equal(h_mock_post(g_fx.mock.port, "/_mock/faults", fault), 0);
 }

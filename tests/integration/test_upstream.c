@@ -3,9 +3,12 @@
  * Retry-After and backoff, timeouts, resets, partial failures reported link by link,
  * Salesforce collections and token refresh; connection reuse; and no secret in any log line.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -127,6 +130,37 @@ static void test_timeout_is_504(void **state) {
   h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, PD_LEAD_BODY, &r);
   yajl_tree_free(fx_expect_error(&r, 504));
   h_resp_free(&r);
+}
+
+/*
+ * The 504 of a call that timed out is answered, and logged, after curl's timer fired, not after
+ * a read. The client keeps the connection open and sends nothing more: the held access line
+ * must still be written at once, not when the next event (the idle timeout, a minute away)
+ * wakes the loop.
+ */
+static void test_timeout_line_is_logged_at_once(void **state) {
+  fault("{\"path_prefix\":\"/v1/leads/\",\"delay_ms\":3000,\"times\":-1}");
+  char req[1024];
+  snprintf(req, sizeof(req),
+           "POST /unified/crm/associations?integrated_account_id=" H_PIPEDRIVE " HTTP/1.1\r\n"
+           "Host: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+           strlen(PD_LEAD_BODY), PD_LEAD_BODY);
+  int logged = h_file_count(g_fx.unicrm.log_path, "status=504");
+  int fd = h_connect(g_fx.unicrm.port);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+
+  char out[4096] = "";
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  assert_int_equal(poll(&p, 1, 8000), 1);
+  assert_true(read(fd, out, sizeof(out) - 1) > 0);
+  assert_memory_equal(out, "HTTP/1.1 504 ", 13);
+
+  struct timespec tick = {0, 10 * 1000000L};
+  for (int i = 0; i < 50 && h_file_count(g_fx.unicrm.log_path, "status=504") == logged; i++)
+    nanosleep(&tick, NULL);
+  assert_int_equal(h_file_count(g_fx.unicrm.log_path, "status=504"), logged + 1);
+  close(fd);
 }
 
 static void test_connection_reset_retried(void **state) {
@@ -313,20 +347,6 @@ static void test_request_id_travels(void **state) {
   yajl_tree_free(calls);
 }
 
-/* How many times needle occurs in the file at path. */
-static int count_in_file(const char *path, const char *needle) {
-  FILE *f = fopen(path, "r");
-  assert_non_null(f);
-  char line[4096];
-  int n = 0;
-  while (fgets(line, sizeof(line), f) != NULL) {
-    for (const char *p = strstr(line, needle); p != NULL; p = strstr(p + 1, needle))
-      n++;
-  }
-  fclose(f);
-  return n;
-}
-
 /*
  * Calls made one after another share one pooled connection: curl reports no new connection
  * (CURLINFO_NUM_CONNECTS, logged at debug level) for any call after the first.
@@ -342,9 +362,9 @@ static void test_calls_reuse_one_connection(void **state) {
   }
   assert_int_equal(h_stop(&u), 0);
 
-  assert_int_equal(count_in_file(u.log_path, "comp=upstream"), 6);
-  assert_int_equal(count_in_file(u.log_path, "new_connections=1"), 1);
-  assert_int_equal(count_in_file(u.log_path, "new_connections=0"), 5);
+  assert_int_equal(h_file_count(u.log_path, "comp=upstream"), 6);
+  assert_int_equal(h_file_count(u.log_path, "new_connections=1"), 1);
+  assert_int_equal(h_file_count(u.log_path, "new_connections=0"), 5);
 }
 
 /* Runs last: every error path above has been logged by now. */
@@ -369,6 +389,7 @@ int main(void) {
       cmocka_unit_test_setup(test_429_persistent_answers_429_with_retry_after, fx_reset),
       cmocka_unit_test_setup(test_attio_retry_after_http_date, fx_reset),
       cmocka_unit_test_setup(test_timeout_is_504, fx_reset),
+      cmocka_unit_test_setup(test_timeout_line_is_logged_at_once, fx_reset),
       cmocka_unit_test_setup(test_connection_reset_retried, fx_reset),
       cmocka_unit_test_setup(test_connection_reset_persistent_is_502, fx_reset),
       cmocka_unit_test_setup(test_partial_failure_reports_every_link, fx_reset),
