@@ -5,11 +5,12 @@
 #
 # Builds unicrm as Release with -g into build-bench/prof-malloc-ON/ (or -OFF), starts an
 # upstream nginx that answers anything with a fixed Pipedrive lead body, and runs unicrm under
-# valgrind --tool=callgrind with instrumentation off. After a warm-up it switches instrumentation on, drives a bounded
-# load (wrk -t1 -c8, PROFILE_SECONDS), dumps, and divides each function's instruction count by
-# the number of requests wrk saw answered. One pass per log level in PROFILE_LEVELS: "warn"
-# (no access log, as bench/run.sh runs it) and "info" (one access-log line per request, the
-# default).
+# valgrind --tool=callgrind with instrumentation off. After a warm-up it switches
+# instrumentation on, drives a bounded load (wrk -t1 -c8, PROFILE_SECONDS), dumps, and divides
+# each function's instruction count by the number of requests wrk saw answered. Then it counts
+# system calls per request with strace -c (unicrm, the floor, nginx). One unicrm pass of each
+# per log level in PROFILE_LEVELS: "warn" (no access log, as bench/run.sh runs it) and "info"
+# (one access-log line per request, the default).
 #
 # Environment: PROFILE_SECONDS [5]  PROFILE_CONNS [8]  PROFILE_TOP [15]
 #              PROFILE_LEVELS ["warn info"]  BENCH_PORT_BASE [18450]  BENCH_OUT [new /tmp dir]
@@ -173,13 +174,16 @@ strace_per_request() {
 # the nginx proxy, each pinned like in bench/run.sh.
 syscalls() {
   printf '\n== system calls per request (strace -c -f; wrk -t1 -c%s)\n' "$CONNS"
-  taskset -c "$PROXY_CPU" "$BUILD/unicrm" --config "$WORK/unicrm.json" --log-level warn \
-    >"$WORK/unicrm.strace.log" 2>&1 &
-  local upid=$!
-  PIDS+=("$upid")
-  wait_http "$UCRM_PORT" unicrm
-  strace_per_request unicrm "$upid" "$URL"
-  stop_pid "$upid"
+  local level upid
+  for level in $LEVELS; do
+    taskset -c "$PROXY_CPU" "$BUILD/unicrm" --config "$WORK/unicrm.json" --log-level "$level" \
+      >"$WORK/unicrm-$level.strace.log" 2>&1 &
+    upid=$!
+    PIDS+=("$upid")
+    wait_http "$UCRM_PORT" unicrm
+    strace_per_request "unicrm-$level" "$upid" "$URL"
+    stop_pid "$upid"
+  done
 
   taskset -c "$PROXY_CPU" "$BUILD/floor" --listen "$FLOOR_PORT" \
     --upstream "http://127.0.0.1:$UP_PORT" >"$WORK/floor.strace.log" 2>&1 &
