@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 static enum ulog_level ulog_min = ULOG_INFO;
 
 static const char *const ulog_names[] = {"debug", "info", "warn", "error"};
@@ -19,6 +21,9 @@ static const char *const ulog_names[] = {"debug", "info", "warn", "error"};
 static char ulog_pending[4096];
 static size_t ulog_pending_len;
 static int ulog_held;
+
+static uv_prepare_t ulog_flusher;
+static int ulog_attached;
 
 /* The second the cached "YYYY-MM-DDTHH:MM:SS" stands for; -1 before the first line. */
 static time_t ulog_ts_sec = -1;
@@ -68,6 +73,26 @@ void ulog_hold(int on) {
   ulog_held = on;
   if (!on)
     ulog_flush();
+}
+
+static void ulog_on_prepare(uv_prepare_t *h) {
+  (void)h;
+  ulog_flush();
+}
+
+void ulog_attach(uv_loop_t *loop) {
+  uv_prepare_init(loop, &ulog_flusher);
+  uv_prepare_start(&ulog_flusher, ulog_on_prepare);
+  ulog_attached = 1;
+  ulog_hold(1);
+}
+
+void ulog_detach(void) {
+  ulog_hold(0);
+  if (!ulog_attached)
+    return;
+  ulog_attached = 0;
+  uv_close((uv_handle_t *)&ulog_flusher, NULL);
 }
 
 /* Writes "ts=... level=... comp=... " into line; the date is formatted once a second. */

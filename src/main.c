@@ -38,8 +38,6 @@ struct worker {
   struct opts opts;
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t drain_timer;
-  uv_check_t log_after_io;    /* flushes the log lines of the turn's I/O callbacks */
-  uv_prepare_t log_before_io; /* and those of timers and closes, before the loop blocks */
   int stopping;
 };
 
@@ -106,6 +104,7 @@ static int load_config(const struct opts *o, struct ucrm_config **out) {
 /* ---- one worker: a loop, a server, an upstream engine ---- */
 
 static void worker_shutdown(struct worker *w) {
+  ulog_detach(); /* what the teardown logs goes out at once */
   /* Connections first (their jobs cancel their calls), then the engine and its pooled
    * sockets, whose poll handles would otherwise keep the loop alive. */
   srv_close(w->app.srv);
@@ -114,31 +113,6 @@ static void worker_shutdown(struct worker *w) {
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->sighup, NULL);
-  uv_close((uv_handle_t *)&w->log_after_io, NULL);
-  uv_close((uv_handle_t *)&w->log_before_io, NULL);
-}
-
-static void worker_flush_log_check(uv_check_t *h) {
-  (void)h;
-  ulog_flush();
-}
-
-static void worker_flush_log_prepare(uv_prepare_t *h) {
-  (void)h;
-  ulog_flush();
-}
-
-/*
- * A turn's log lines leave in one write. libuv runs the check and prepare handles started last
- * first; these two start before any other, so they run after the server's uncork handles and
- * catch the lines those write. Held lines are lost if the process crashes in that turn.
- */
-static void worker_hold_log(struct worker *w, uv_loop_t *loop) {
-  uv_check_init(loop, &w->log_after_io);
-  uv_prepare_init(loop, &w->log_before_io);
-  uv_check_start(&w->log_after_io, worker_flush_log_check);
-  uv_prepare_start(&w->log_before_io, worker_flush_log_prepare);
-  ulog_hold(1);
 }
 
 static void worker_drained(struct srv *s) {
@@ -217,7 +191,7 @@ static int worker_run(const struct opts *o, struct ucrm_config *cfg, int reusepo
 
   uv_timer_init(loop, &w.drain_timer);
   w.drain_timer.data = &w;
-  worker_hold_log(&w, loop);
+  ulog_attach(loop); /* before the server starts any prepare handle of its own */
   uv_signal_t *sigs[] = {&w.sigterm, &w.sigint, &w.sighup};
   int nums[] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; i++) {
@@ -227,7 +201,6 @@ static int worker_run(const struct opts *o, struct ucrm_config *cfg, int reusepo
   }
 
   uv_run(loop, UV_RUN_DEFAULT);
-  ulog_hold(0);
   srv_free(w.app.srv);
   jv_release();
   ucrm_app_release(&w.app);
