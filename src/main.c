@@ -7,6 +7,7 @@
  * restarts a worker that dies, and forwards SIGTERM, SIGINT and SIGHUP to them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,7 +330,25 @@ static int parent_run(const struct opts *o, struct ucrm_config *cfg) {
   return failed;
 }
 
+/*
+ * Started with stdin, stdout or stderr closed, the process would hand that number to the first
+ * socket or epoll instance it opens, and log lines would be written into it. /dev/null takes
+ * each closed one first.
+ */
+static void keep_std_fds_open(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+      continue;
+    int nfd = open("/dev/null", O_RDWR);
+    if (nfd >= 0 && nfd != fd) {
+      dup2(nfd, fd);
+      close(nfd);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
+  keep_std_fds_open();
   struct opts o = {0};
   if (parse_args(argc, argv, &o) != 0) {
     usage();

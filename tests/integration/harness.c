@@ -102,12 +102,18 @@ int h_unicrm_start(struct h_proc *u, int mp, const char *extra) {
   return h_unicrm_start_args(u, mp, extra, "");
 }
 
-static void h_exec(struct h_proc *u, const char *args) {
+/* Starts unicrm with stderr on u->log_path, or with stdin, stdout and stderr closed. */
+static void h_exec(struct h_proc *u, const char *args, int close_std) {
   u->pid = fork();
   if (u->pid == 0) {
     h_die_with_parent();
-    int fd = open(u->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
+    if (close_std) {
+      for (int fd = 0; fd <= 2; fd++)
+        close(fd);
+    } else {
+      int fd = open(u->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(fd, 2);
+    }
     const char *wrapper = getenv("UNICRM_WRAPPER");
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "exec %s %s/unicrm --config %s --log-level debug %s",
@@ -118,7 +124,7 @@ static void h_exec(struct h_proc *u, const char *args) {
 }
 
 static int h_spawn(struct h_proc *u, const char *args) {
-  h_exec(u, args);
+  h_exec(u, args, 0);
   return h_read_port(u->log_path, &u->port);
 }
 
@@ -147,15 +153,15 @@ int h_unicrm_start_args(struct h_proc *u, int mp, const char *extra, const char 
   return h_spawn(u, args);
 }
 
-int h_unicrm_start_quiet(struct h_proc *u, int mp) {
+/* Starts unicrm on a free port and waits until it accepts (a probe connection logs nothing). */
+static int h_start_on_free_port(struct h_proc *u, int mp, const char *level, int close_std) {
   if (h_write_config(u, mp, NULL) != 0)
     return -1;
   u->port = h_free_port();
   char args[64];
-  snprintf(args, sizeof(args), "--listen 127.0.0.1:%d --log-level warn", u->port);
-  h_exec(u, args);
+  snprintf(args, sizeof(args), "--listen 127.0.0.1:%d --log-level %s", u->port, level);
+  h_exec(u, args, close_std);
 
-  /* No "listening" line at this level: ready once it accepts (the probe logs nothing). */
   for (int i = 0; i < 300; i++) {
     int fd = h_connect(u->port);
     if (fd >= 0) {
@@ -165,6 +171,14 @@ int h_unicrm_start_quiet(struct h_proc *u, int mp) {
     h_sleep_ms(20);
   }
   return -1;
+}
+
+int h_unicrm_start_quiet(struct h_proc *u, int mp) {
+  return h_start_on_free_port(u, mp, "warn", 0);
+}
+
+int h_unicrm_start_closed_std(struct h_proc *u, int mp) {
+  return h_start_on_free_port(u, mp, "debug", 1);
 }
 
 int h_unicrm_start_config(struct h_proc *u, const char *config_json) {

@@ -68,6 +68,10 @@ int h_unicrm_start_args(struct h_proc *u, int mock_port, const char *extra, cons
  * its system calls is then its own); on a free port, ready once it accepts. */
 int h_unicrm_start_quiet(struct h_proc *u, int mock_port);
 
+/* Starts unicrm against the mock at --log-level debug with stdin, stdout and stderr closed, on
+ * a free port; ready once it accepts. */
+int h_unicrm_start_closed_std(struct h_proc *u, int mock_port);
+
 /* Starts unicrm with a config of the test's own (which must listen on 127.0.0.1:0). */
 int h_unicrm_start_config(struct h_proc *u, const char *config_json);
 

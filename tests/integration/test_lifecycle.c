@@ -423,6 +423,30 @@ static void test_workers_restart_and_stop(void **state) {
   assert_int_equal(atoi(line), 0);
 }
 
+/*
+ * Found in review: started with stdin, stdout and stderr closed, unicrm's epoll instance took
+ * fd 2, log lines were written into it and the exit aborted. It must serve, keep log lines
+ * out of every socket, and exit 0.
+ */
+static void test_closed_std_fds_serve_and_exit_cleanly(void **state) {
+  if (getenv("UNICRM_WRAPPER") != NULL)
+    skip(); /* the wrapper reports on the stderr this test closes */
+  assert_int_equal(h_mock_start(&g_fx.mock), 0);
+  assert_int_equal(h_unicrm_start_closed_std(&g_fx.unicrm, g_fx.mock.port), 0);
+
+  for (int i = 0; i < 3; i++) {
+    struct h_resp r;
+    h_associate(g_fx.unicrm.port, H_PIPEDRIVE, NULL, BODY, &r);
+    assert_int_equal(r.status, 201);
+    assert_null(strstr(r.body, "level="));
+    h_resp_free(&r);
+    assert_int_equal(healthz_status(g_fx.unicrm.port), 200);
+  }
+  assert_int_equal(h_mock_ncalls(g_fx.mock.port), 3);
+  assert_int_equal(h_stop(&g_fx.unicrm), 0);
+  g_fx.unicrm.pid = 0;
+}
+
 /* Workers that cannot start (the port is taken) make the parent give up, not spin. */
 static void test_workers_give_up_when_port_taken(void **state) {
   if (getenv("UNICRM_WRAPPER") != NULL)
@@ -467,6 +491,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_emfile_does_not_spin, teardown),
       cmocka_unit_test_teardown(test_workers_restart_and_stop, teardown),
       cmocka_unit_test_teardown(test_workers_give_up_when_port_taken, teardown),
+      cmocka_unit_test_teardown(test_closed_std_fds_serve_and_exit_cleanly, teardown),
   };
   return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }
