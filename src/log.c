@@ -16,7 +16,7 @@ static const char *const ulog_names[] = {"debug", "info", "warn", "error"};
 /*
  * Held lines wait here for ulog_flush. 4096 bytes is PIPE_BUF: one write of whole lines reaches
  * a pipe that several workers share in one piece, so their lines never interleave mid-line (a
- * file opened with O_APPEND takes each write whole too).
+ * file opened with O_APPEND takes each write whole too). Known limit: a crash loses them.
  */
 static char ulog_pending[4096];
 static size_t ulog_pending_len;
@@ -47,8 +47,8 @@ int ulog_enabled(enum ulog_level level) {
   return level >= ulog_min;
 }
 
-/* A line that cannot be written (stderr closed, a full non-blocking pipe) is dropped: the log
- * never stops the loop. */
+/* Lines that cannot be written (a full non-blocking pipe, /dev/full) are dropped, all the
+ * held ones of that write at once: the log never stops the loop. */
 static void ulog_write(const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(STDERR_FILENO, p, n);

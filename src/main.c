@@ -333,17 +333,12 @@ static int parent_run(const struct opts *o, struct ucrm_config *cfg) {
 /*
  * Started with stdin, stdout or stderr closed, the process would hand that number to the first
  * socket or epoll instance it opens, and log lines would be written into it. /dev/null takes
- * each closed one first.
+ * each closed one first: open gives the lowest free number, and the lower ones are open by then.
  */
 static void keep_std_fds_open(void) {
   for (int fd = 0; fd <= 2; fd++) {
-    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
-      continue;
-    int nfd = open("/dev/null", O_RDWR);
-    if (nfd >= 0 && nfd != fd) {
-      dup2(nfd, fd);
-      close(nfd);
-    }
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF)
+      (void)open("/dev/null", O_RDWR);
   }
 }
 
